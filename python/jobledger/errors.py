@@ -1,0 +1,65 @@
+"""Errors a user can cause, each with a stable category and a SQLSTATE.
+
+The category is the contract: tests, the CLI and client code match on it, so
+a category is never renamed.  In SQL the category is the first line of the
+error's DETAIL (``category: <name>``); the SQLSTATE is chosen so that callers
+that only look at SQLSTATEs still get a fitting class.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# category -> SQLSTATE.  Categories are stable names; add, never rename.
+SQLSTATES: dict[str, str] = {
+    "unknown_job": "42704",  # undefined_object
+    "missing_parameters": "22023",  # invalid_parameter_value
+    "unknown_parameters": "22023",
+    "invalid_parameter": "22023",
+    "template_parse_error": "42601",  # syntax_error
+    "template_not_select": "0A000",  # feature_not_supported
+    "destination_missing": "42P01",  # undefined_table
+    "schema_mismatch": "42804",  # datatype_mismatch
+    "permission_denied": "42501",  # insufficient_privilege
+    "version_mismatch": "55000",  # object_not_in_prerequisite_state
+    "invalid_argument": "22023",
+}
+
+DETAIL_PREFIX = "category: "
+
+
+@dataclasses.dataclass(frozen=True)
+class JobledgerError(Exception):
+    """A rejection with a clear message, a category and optional detail lines."""
+
+    category: str
+    message: str
+    detail: str | None = None
+    hint: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.category not in SQLSTATES:
+            raise ValueError(f"unknown error category {self.category!r}")
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def sqlstate(self) -> str:
+        return SQLSTATES[self.category]
+
+    @property
+    def full_detail(self) -> str:
+        """DETAIL as sent to the client: the category line, then any detail."""
+        head = DETAIL_PREFIX + self.category
+        return head if not self.detail else f"{head}\n{self.detail}"
+
+
+def category_of_detail(detail: str | None) -> str | None:
+    """The category named by an error's DETAIL, or None if it names none."""
+    if not detail:
+        return None
+    first = detail.split("\n", 1)[0]
+    if first.startswith(DETAIL_PREFIX):
+        return first[len(DETAIL_PREFIX) :]
+    return None
