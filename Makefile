@@ -1,0 +1,86 @@
+# jobledger: PGXS build and install of the extension and its Python package,
+# plus the developer targets (test, demo, bench).
+#
+#   make install PG_CONFIG=/path/to/pg_config   (as a user who may write the
+#                                                server's share and lib dirs)
+#   make uninstall
+#   make test                                   (fresh Debian, as root)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+# The one version source is sql/jobledger.control.
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" sql/jobledger.control)
+PKGLIBDIR := $(shell $(PG_CONFIG) --pkglibdir)
+
+# The Python package and its server-side dependencies live in a directory
+# the extension owns, one subdirectory per version, so that sessions still on
+# the old version keep working until ALTER EXTENSION ... UPDATE.
+PYTHON_LIBDIR ?= $(PKGLIBDIR)/jobledger
+# The interpreter plpython3u is linked against (see plpython/interpreter.sh).
+PLPYTHON ?= $(shell plpython/interpreter.sh $(PG_CONFIG))
+
+# Install and upgrade scripts are assembled from sql/migrations, sql/objects
+# and plpython/ by sql/assemble.py (stdlib only; any python3 runs it).
+ASSEMBLE = python3 sql/assemble.py
+BUILT_SCRIPTS := $(shell $(ASSEMBLE) --list --out build 2>/dev/null)
+SQL_SOURCES := sql/jobledger.control sql/assemble.py $(wildcard sql/migrations/*/*.sql sql/objects/*.sql sql/released/*.sql plpython/*.sql plpython/*.py)
+
+MODULEDIR = extension
+DATA = sql/jobledger.control
+DATA_built = $(BUILT_SCRIPTS)
+EXTRA_CLEAN = build
+
+include $(PGXS)
+
+ifeq ($(EXTVERSION),)
+$(error cannot read default_version from sql/jobledger.control)
+endif
+
+$(BUILT_SCRIPTS): build/.assembled
+	@:
+
+build/.assembled: $(SQL_SOURCES)
+	$(ASSEMBLE) --out build --python-libdir '$(PYTHON_LIBDIR)'
+	@touch $@
+
+# PGXS's install copies DATA and DATA_built; this adds the Python package.
+install: install-python
+uninstall: uninstall-python
+
+.PHONY: install-python uninstall-python
+install-python:
+	@test -n '$(PLPYTHON)' || { echo "cannot find the Python plpython3u uses: install postgresql-plpython3-<major> or set PLPYTHON" >&2; exit 1; }
+	@$(PLPYTHON) -m pip --version >/dev/null 2>&1 || { echo "$(PLPYTHON) has no pip: install python3-pip" >&2; exit 1; }
+	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION).new'
+	$(PLPYTHON) -m pip install --quiet --disable-pip-version-check --no-cache-dir --root-user-action=ignore \
+	    --no-warn-script-location --target '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION).new' ./python
+	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)'
+	mv '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION).new' '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)'
+	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)/bin'
+
+uninstall-python:
+	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)'
+	-rmdir '$(DESTDIR)$(PYTHON_LIBDIR)' 2>/dev/null
+
+# ---- developer targets --------------------------------------------------
+
+VENV = .venv
+DEVENV = tests/devenv.sh
+
+.PHONY: deps db-start db-stop test
+deps:
+	$(DEVENV) deps
+
+db-start: deps
+	$(DEVENV) start
+
+db-stop:
+	$(DEVENV) stop
+
+# Installs what is missing, starts the private cluster (unless PG* names a
+# server), installs the extension into the server of PG_CONFIG, runs pytest.
+test: deps
+	$(MAKE) --no-print-directory install
+	$(DEVENV) start
+	env $$($(DEVENV) env) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)

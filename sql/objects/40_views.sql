@@ -1,0 +1,47 @@
+CREATE OR REPLACE VIEW jobledger.runs AS
+SELECT r.id,
+       r.job,
+       r.job_version AS version,
+       r.status,
+       r.attempt,
+       r.max_attempts,
+       r.priority,
+       r.submitted_by,
+       r.created_at,
+       r.run_after,
+       r.started_at,
+       r.finished_at,
+       -- How long the current (or last) attempt has run.
+       coalesce(r.finished_at, CASE WHEN r.status = 'running' THEN now() END) - r.started_at AS duration,
+       -- How long the run waited to be picked up.
+       coalesce(r.started_at, CASE WHEN r.status = 'pending' THEN now() END) - r.created_at AS queued_for,
+       r.rows_written,
+       r.progress,
+       r.worker,
+       r.error_category,
+       r.error,
+       r.parameters
+  FROM jobledger.run AS r;
+COMMENT ON VIEW jobledger.runs IS
+    'Runs with friendly columns: duration of the current or last attempt, time queued, outcome. Newest first with ORDER BY created_at DESC.';
+
+CREATE OR REPLACE VIEW jobledger.job_stats AS
+SELECT j.name AS job,
+       j.current_version,
+       count(r.id) AS runs,
+       count(r.id) FILTER (WHERE r.status = 'pending') AS pending,
+       count(r.id) FILTER (WHERE r.status = 'running') AS running,
+       count(r.id) FILTER (WHERE r.status = 'succeeded') AS succeeded,
+       count(r.id) FILTER (WHERE r.status = 'failed') AS failed,
+       count(r.id) FILTER (WHERE r.status = 'cancelled') AS cancelled,
+       max(r.finished_at) FILTER (WHERE r.status = 'succeeded') AS last_success,
+       max(r.finished_at) FILTER (WHERE r.status = 'failed') AS last_failure,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.finished_at - r.started_at)
+           FILTER (WHERE r.status = 'succeeded') AS p50_duration,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.finished_at - r.started_at)
+           FILTER (WHERE r.status = 'succeeded') AS p95_duration
+  FROM jobledger.job AS j
+  LEFT JOIN jobledger.run AS r ON r.job = j.name
+ GROUP BY j.name, j.current_version;
+COMMENT ON VIEW jobledger.job_stats IS
+    'Per job: runs by status, last success and failure, median and 95th percentile duration of successful runs.';

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Development environment for jobledger: what `make test` and `make demo` need
+# on a fresh Debian machine, and the private PostgreSQL cluster they use.
+#
+#   tests/devenv.sh deps    install missing system packages (root) and the venv
+#   tests/devenv.sh start   start the private cluster unless PG* names a server
+#   tests/devenv.sh stop    stop the private cluster
+#   tests/devenv.sh env     print the PG* settings for the cluster in use
+#
+# The private cluster keeps its data in .pgdata/ under the checkout (ignored
+# by git), listens on its own port and socket directory, and runs as the
+# `postgres` OS user when this script runs as root (initdb refuses root).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+PG_CONFIG=${PG_CONFIG:-pg_config}
+venv=$top/.venv
+pgdata=$top/.pgdata
+port=${JOBLEDGER_TEST_PORT:-55432}
+
+say() { printf 'devenv: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+pg_bindir() { "$PG_CONFIG" --bindir; }
+pg_major() { "$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/'; }
+
+plpython_interpreter() { "$top/plpython/interpreter.sh" "$PG_CONFIG" 2>/dev/null; }
+
+apt_updated=
+apt_install() {
+    [ "$(id -u)" = 0 ] || die "missing system packages ($*): install them or run as root"
+    export DEBIAN_FRONTEND=noninteractive
+    if [ -z "$apt_updated" ]; then
+        say "apt-get update"
+        apt-get update -qq
+        apt_updated=1
+    fi
+    say "apt-get install $*"
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Install a server add-on at the same version as the installed server, so the
+# add-on never drags a server upgrade in; fall back to the newest if that
+# exact version is no longer offered.
+apt_install_matching() {
+    local pkg=$1 major server_version
+    major=$(pg_major)
+    server_version=$(dpkg-query -W -f='${Version}' "postgresql-$major" 2>/dev/null || true)
+    if [ -n "$server_version" ] && apt_install "$pkg=$server_version"; then
+        return 0
+    fi
+    apt_install "$pkg"
+}
+
+deps() {
+    command -v "$PG_CONFIG" >/dev/null || die "no pg_config: install PostgreSQL (14+) or set PG_CONFIG"
+    local major
+    major=$(pg_major)
+    [ "$major" -ge 14 ] || die "PostgreSQL $major is too old: jobledger needs 14 or later"
+    [ -f "$("$PG_CONFIG" --pkglibdir)/plpython3.so" ] || apt_install_matching "postgresql-plpython3-$major"
+    [ -f "$("$PG_CONFIG" --pgxs)" ] || apt_install_matching "postgresql-server-dev-$major"
+    local plpy
+    plpy=$(plpython_interpreter) || die "cannot find the Python that plpython3u is linked against"
+    "$plpy" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+
+    # The venv: pinned client and test dependencies (python/constraints.txt
+    # pins every transitive package).  Rebuilt only when the pins change.
+    local stamp=$venv/.jobledger-stamp want
+    want=$(cat "$top/python/pyproject.toml" "$top/python/constraints.txt" | sha256sum | cut -d' ' -f1)
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "creating the virtualenv in .venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check \
+            -c "$top/python/constraints.txt" -e "$top/python[client,dev]"
+        echo "$want" >"$stamp"
+    fi
+}
+
+external_server() {
+    # The standard libpq variables name a server to use instead of ours.
+    [ -n "${PGHOST:-}${PGPORT:-}${PGDATABASE:-}${PGSERVICE:-}" ]
+}
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+cluster_env() {
+    printf 'PGHOST=%s\nPGPORT=%s\nPGUSER=%s\nPGDATABASE=postgres\n' \
+        "$pgdata/socket" "$port" "$(cluster_superuser)"
+}
+
+cluster_superuser() {
+    if [ "$(id -u)" = 0 ]; then echo postgres; else id -un; fi
+}
+
+start() {
+    if external_server; then
+        "$(pg_bindir)/pg_isready" -q || die "PG* names a server that does not answer (pg_isready)"
+        say "using the server PG* names"
+        return 0
+    fi
+    local bindir
+    bindir=$(pg_bindir)
+    if [ "$(id -u)" = 0 ]; then
+        # The cluster runs as postgres: it must reach the data directory.
+        runuser -u postgres -- test -x "$top" ||
+            die "the postgres user cannot reach $top: clone the project where it can (e.g. under /work or /srv)"
+    fi
+    if [ ! -s "$pgdata/data/PG_VERSION" ]; then
+        say "initdb in .pgdata/data"
+        rm -rf "$pgdata"
+        mkdir -p "$pgdata/data" "$pgdata/socket"
+        [ "$(id -u)" = 0 ] && chown -R postgres: "$pgdata"
+        as_postgres "$bindir/initdb" -D "$pgdata/data" -U "$(cluster_superuser)" \
+            --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+        cat >>"$pgdata/data/postgresql.conf" <<EOF
+# jobledger's private test cluster
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$pgdata/socket'
+max_connections = 200
+shared_buffers = 256MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+logging_collector = off
+log_min_messages = warning
+EOF
+    fi
+    if as_postgres "$bindir/pg_ctl" -D "$pgdata/data" status >/dev/null 2>&1; then
+        say "private cluster already running on port $port"
+    else
+        say "starting the private cluster on port $port"
+        as_postgres "$bindir/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -w -t 60 start >/dev/null ||
+            { tail -n 20 "$pgdata/server.log" >&2; die "the private cluster did not start"; }
+    fi
+}
+
+stop() {
+    if [ -s "$pgdata/data/PG_VERSION" ]; then
+        as_postgres "$(pg_bindir)/pg_ctl" -D "$pgdata/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}
+
+env_cmd() {
+    if external_server; then
+        env | grep -E '^PG(HOST|PORT|USER|DATABASE|SERVICE|PASSWORD)=' || true
+    else
+        cluster_env
+    fi
+}
+
+case "${1:-}" in
+deps) deps ;;
+start) start ;;
+stop) stop ;;
+env) env_cmd ;;
+*) die "usage: tests/devenv.sh deps|start|stop|env" ;;
+esac
