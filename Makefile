@@ -66,6 +66,8 @@ uninstall-python:
 # ---- developer targets --------------------------------------------------
 
 VENV = .venv
+# What pytest runs: the whole suite, or e.g. PYTEST_ARGS="tests/unit -k template".
+PYTEST_ARGS ?= tests
 DEVENV = tests/devenv.sh
 
 .PHONY: deps db-start db-stop test
@@ -84,3 +86,22 @@ test: deps
 	$(MAKE) --no-print-directory install
 	$(DEVENV) start
 	env $$($(DEVENV) env) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The demo database: the private cluster with jobledger installed and its
+# ledger shown.  (Sample jobs and a runner join it with the runner.)
+DEMO_DB = jobledger_demo
+.PHONY: demo
+demo: deps
+	$(MAKE) --no-print-directory install
+	$(DEVENV) start
+	@env $$($(DEVENV) env) sh -c '\
+	    psql -X -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = '\''$(DEMO_DB)'\''" | grep -q 1 \
+	        || createdb $(DEMO_DB); \
+	    psql -X -q -v ON_ERROR_STOP=1 -d $(DEMO_DB) \
+	        -c "CREATE EXTENSION IF NOT EXISTS jobledger CASCADE" \
+	        -c "ALTER EXTENSION jobledger UPDATE" \
+	        -c "SELECT jobledger.version() AS jobledger_version" \
+	        -c "\\dx+ jobledger" \
+	        -c "SELECT * FROM jobledger.job_stats" \
+	        -c "SELECT id, job, status, attempt, duration, error FROM jobledger.runs ORDER BY created_at DESC LIMIT 10"; \
+	    echo "Connect with: psql -h $$PGHOST -p $$PGPORT -U $$PGUSER $(DEMO_DB)"'

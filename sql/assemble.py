@@ -125,6 +125,8 @@ def _header(version: str, kind: str) -> str:
     return (
         f"-- {EXTENSION} {version}: {kind}, assembled by sql/assemble.py; do not edit.\n"
         f'\\echo Use "CREATE EXTENSION {EXTENSION}" or "ALTER EXTENSION {EXTENSION} UPDATE". \\quit\n\n'
+        "-- Every name below is schema-qualified; pin the path all the same.\n"
+        "SET LOCAL search_path = pg_catalog, pg_temp;\n\n"
     )
 
 

@@ -11,7 +11,7 @@ DECLARE
     deleted integer;
 BEGIN
     IF older_than IS NULL OR older_than < interval '0' THEN
-        RAISE EXCEPTION 'prune needs a non-negative age, not %', coalesce(older_than::text, 'NULL')
+        RAISE EXCEPTION 'prune needs a non-negative age, not %', coalesce(older_than::pg_catalog.text, 'NULL')
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
     -- Only terminal runs: a pending or running run is never pruned, however

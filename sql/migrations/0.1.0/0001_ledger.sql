@@ -1,5 +1,31 @@
 -- The run ledger: jobs, their immutable versions, runs and their attempts.
 
+-- The control file's `schema` makes PostgreSQL create schema jobledger, or
+-- use one that already exists.  An existing one must be safe to fill: owned
+-- by the installing role (or a superuser) and empty, so that nobody else can
+-- have pre-created objects that this script would then trust or replace.
+DO $check$
+BEGIN
+    IF EXISTS (SELECT 1
+                 FROM pg_catalog.pg_namespace AS n
+                 JOIN pg_catalog.pg_roles AS o ON o.oid = n.nspowner
+                WHERE n.nspname = 'jobledger'
+                  AND o.rolname OPERATOR(pg_catalog.<>) CURRENT_USER
+                  AND NOT o.rolsuper) THEN
+        RAISE EXCEPTION 'schema jobledger exists and belongs to another role'
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Drop the schema, or give it to the installing role, then create the extension again.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace OPERATOR(pg_catalog.=) 'jobledger'::pg_catalog.regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE pronamespace OPERATOR(pg_catalog.=) 'jobledger'::pg_catalog.regnamespace)
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_type WHERE typnamespace OPERATOR(pg_catalog.=) 'jobledger'::pg_catalog.regnamespace) THEN
+        RAISE EXCEPTION 'schema jobledger is not empty'
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'jobledger must be installed into a schema of its own.';
+    END IF;
+END
+$check$;
+
 CREATE TABLE jobledger.migration (
     name text PRIMARY KEY,
     sha256 text NOT NULL,

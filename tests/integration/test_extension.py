@@ -1,0 +1,138 @@
+"""Installing, inspecting and dropping the extension in a real database."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+
+import psycopg
+import pytest
+
+import dbtools
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+LEDGER_OBJECTS = {
+    "type jobledger.run_status",
+    "table jobledger.migration",
+    "table jobledger.job",
+    "table jobledger.job_version",
+    "table jobledger.run",
+    "table jobledger.run_attempt",
+    "view jobledger.runs",
+    "view jobledger.job_stats",
+    "function jobledger.reconcile_orphaned(text,interval)",
+    "function jobledger.prune(interval,text)",
+    "function jobledger.version()",
+    "function jobledger.job_version_immutable()",
+}
+PUBLIC_FUNCTIONS = {"jobledger.version()"}
+
+
+def test_create_extension_cascade_in_a_fresh_database(empty_db: psycopg.Connection) -> None:
+    empty_db.execute("CREATE EXTENSION jobledger CASCADE")
+    langs = {r["lanname"] for r in empty_db.execute("SELECT lanname FROM pg_language")}
+    assert "plpython3u" in langs
+    members = set(dbtools.catalog_snapshot(empty_db)["members"])
+    assert LEDGER_OBJECTS <= members
+    row = empty_db.execute("SELECT extversion, extrelocatable, extnamespace::regnamespace::text AS schema"
+                           " FROM pg_extension WHERE extname = 'jobledger'").fetchone()
+    assert row == {"extversion": "0.1.0", "extrelocatable": False, "schema": "jobledger"}
+
+
+def test_every_object_has_a_comment(db: psycopg.Connection) -> None:
+    comments = dbtools.catalog_snapshot(db)["comments"]
+    missing = sorted(name for name, comment in comments.items() if not comment)
+    assert missing == []
+
+
+def test_every_function_pins_search_path(db: psycopg.Connection) -> None:
+    rows = db.execute(
+        "SELECT oid::regprocedure::text AS fn, proconfig FROM pg_proc"
+        " WHERE pronamespace = 'jobledger'::regnamespace"
+    ).fetchall()
+    assert rows
+    for row in rows:
+        assert row["proconfig"] == ["search_path=pg_catalog, jobledger, pg_temp"], row["fn"]
+
+
+def test_only_public_api_is_executable_by_everyone(db: psycopg.Connection) -> None:
+    rows = db.execute(
+        "SELECT oid::regprocedure::text AS fn, has_function_privilege('public', oid, 'EXECUTE') AS public"
+        " FROM pg_proc WHERE pronamespace = 'jobledger'::regnamespace"
+    ).fetchall()
+    assert {r["fn"] for r in rows if r["public"]} == PUBLIC_FUNCTIONS
+
+
+def test_nobody_else_can_touch_ledger_tables(db: psycopg.Connection) -> None:
+    db.execute("CREATE ROLE jl_nobody LOGIN")
+    try:
+        rows = db.execute(
+            "SELECT c.oid::regclass::text AS rel,"
+            "       has_table_privilege('jl_nobody', c.oid, 'SELECT,INSERT,UPDATE,DELETE') AS any"
+            "  FROM pg_class c WHERE c.relnamespace = 'jobledger'::regnamespace AND c.relkind IN ('r', 'v')"
+        ).fetchall()
+        assert rows and not any(r["any"] for r in rows)
+    finally:
+        db.execute("DROP ROLE jl_nobody")
+
+
+def test_drop_extension_leaves_no_object_behind(empty_db: psycopg.Connection) -> None:
+    empty_db.execute("CREATE EXTENSION jobledger CASCADE")
+    empty_db.execute("SELECT jobledger.version()")
+    empty_db.execute("DROP EXTENSION jobledger")
+    left = empty_db.execute(
+        """SELECT 'class ' || relname AS obj FROM pg_class WHERE relnamespace = 'jobledger'::regnamespace
+           UNION ALL SELECT 'function ' || proname FROM pg_proc WHERE pronamespace = 'jobledger'::regnamespace
+           UNION ALL SELECT 'type ' || typname FROM pg_type WHERE typnamespace = 'jobledger'::regnamespace
+           UNION ALL SELECT 'extension ' || extname FROM pg_extension WHERE extname = 'jobledger'"""
+    ).fetchall()
+    assert left == []
+    # Installing again works (the empty schema PostgreSQL made for the
+    # control file's `schema` is reused).
+    empty_db.execute("CREATE EXTENSION jobledger")
+    assert empty_db.execute("SELECT jobledger.version() AS v").fetchone() == {"v": "0.1.0"}
+
+
+def test_psql_dx_lists_every_ledger_object(db: psycopg.Connection) -> None:
+    info = dbtools.conninfo(db)
+    out = subprocess.run(
+        ["psql", "-X", "-At", "-h", info["host"], "-p", str(info["port"]), "-U", info["user"],
+         "-d", info["dbname"], "-c", r"\dx+ jobledger"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    assert LEDGER_OBJECTS <= set(out.splitlines())
+
+
+def test_pg_dump_keeps_the_ledger_rows(db: psycopg.Connection) -> None:
+    dbtools.make_job(db)
+    dbtools.make_run(db)
+    info = dbtools.conninfo(db)
+    dump = subprocess.run(
+        ["pg_dump", "-h", info["host"], "-p", str(info["port"]), "-U", info["user"], "--data-only",
+         "-d", info["dbname"]],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    for table in ("job", "job_version", "run"):
+        assert f"COPY jobledger.{table} " in dump
+    assert "COPY jobledger.migration " not in dump
+
+
+def test_a_schema_someone_else_owns_is_refused(empty_db: psycopg.Connection) -> None:
+    empty_db.execute("CREATE ROLE jl_squatter")
+    try:
+        empty_db.execute("CREATE SCHEMA jobledger AUTHORIZATION jl_squatter")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="belongs to another role"):
+            empty_db.execute("CREATE EXTENSION jobledger CASCADE")
+        assert empty_db.execute("SELECT count(*) AS n FROM pg_extension WHERE extname = 'jobledger'"
+                                ).fetchone() == {"n": 0}
+    finally:
+        empty_db.execute("DROP SCHEMA IF EXISTS jobledger CASCADE")
+        empty_db.execute("DROP ROLE jl_squatter")
+
+
+def test_a_schema_with_objects_in_it_is_refused(empty_db: psycopg.Connection) -> None:
+    empty_db.execute("CREATE SCHEMA jobledger")
+    empty_db.execute("CREATE FUNCTION jobledger.version() RETURNS text LANGUAGE sql AS $$ SELECT 'mine' $$")
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="not empty"):
+        empty_db.execute("CREATE EXTENSION jobledger CASCADE")

@@ -1,0 +1,106 @@
+"""DBA upgrades: every update path ends where a fresh install does, and
+released SQL is never edited."""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+
+import psycopg
+import pytest
+
+import assemble
+import dbtools
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+CURRENT = assemble.current_version()
+OLDER = [v for v in assemble.released_versions() if assemble.version_key(v) < assemble.version_key(CURRENT)]
+
+
+def test_released_sql_is_unchanged() -> None:
+    assert assemble.frozen_problems() == []
+
+
+def test_current_version_is_released() -> None:
+    # 0.1.0 was released when it landed; a version in development has its
+    # own migrations directory and is frozen (--freeze) when it lands.
+    assert CURRENT in assemble.released_versions()
+
+
+@pytest.fixture
+def sources(tmp_path: pathlib.Path) -> pathlib.Path:
+    for part in ("sql", "plpython"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    return tmp_path
+
+
+def test_editing_a_released_migration_is_caught(sources: pathlib.Path) -> None:
+    migration = next((sources / "sql" / "migrations" / "0.1.0").glob("*.sql"))
+    migration.write_text(migration.read_text() + "\n-- an innocent comment\n")
+    problems = assemble.frozen_problems(sources)
+    assert any(f"0.1.0/{migration.stem} of released 0.1.0 was edited" in p for p in problems)
+
+
+def test_changing_released_sql_without_a_new_version_is_caught(sources: pathlib.Path) -> None:
+    view = sources / "sql" / "objects" / "40_views.sql"
+    view.write_text(view.read_text().replace("r.rows_written,", "r.rows_written, r.metrics,"))
+    problems = assemble.frozen_problems(sources)
+    assert any("bump default_version" in p for p in problems)
+
+
+def test_installed_scripts_are_the_assembled_ones() -> None:
+    """`make install` ran with these sources (a stale install fails here)."""
+    sharedir = pathlib.Path(subprocess.run(["pg_config", "--sharedir"], check=True, capture_output=True,
+                                           text=True).stdout.strip()) / "extension"
+    libdir = subprocess.run(["pg_config", "--pkglibdir"], check=True, capture_output=True,
+                            text=True).stdout.strip() + "/jobledger"
+    for name, text in assemble.scripts().items():
+        assert (sharedir / name).read_text() == text.replace(assemble.LIBDIR_MARK, libdir), name
+
+
+def test_update_paths_reach_the_current_version(empty_db: psycopg.Connection) -> None:
+    paths = empty_db.execute(
+        "SELECT source FROM pg_extension_update_paths('jobledger') WHERE target = %s AND path IS NOT NULL",
+        (CURRENT,),
+    ).fetchall()
+    assert sorted(r["source"] for r in paths) == sorted(OLDER)
+
+
+@pytest.fixture(scope="module")
+def fresh_snapshot(jobledger_server) -> dict:
+    with dbtools.scratch_database(jobledger_server) as conn:
+        conn.execute("CREATE EXTENSION jobledger CASCADE")
+        return dbtools.catalog_snapshot(conn)
+
+
+@pytest.mark.parametrize("old", OLDER)
+def test_upgrade_equals_fresh_install(jobledger_server, fresh_snapshot: dict, old: str) -> None:
+    with dbtools.scratch_database(jobledger_server) as conn:
+        conn.execute("CREATE EXTENSION jobledger VERSION %s CASCADE" % psycopg.sql.quote(old))
+        conn.execute("ALTER EXTENSION jobledger UPDATE")
+        assert dbtools.snapshot_differences(dbtools.catalog_snapshot(conn), fresh_snapshot) == []
+        assert conn.execute("SELECT jobledger.version() AS v").fetchone() == {"v": CURRENT}
+
+
+def test_snapshot_sees_what_an_upgrade_could_miss(jobledger_server, fresh_snapshot: dict) -> None:
+    """The comparison above is only as good as the snapshot: it must notice
+    a changed column, function, index, comment, grant and enum order."""
+    changes = [
+        "ALTER TABLE jobledger.run ALTER COLUMN priority SET DEFAULT 1",
+        "CREATE OR REPLACE FUNCTION jobledger.job_version_immutable() RETURNS trigger LANGUAGE plpgsql"
+        " SET search_path = pg_catalog, jobledger, pg_temp AS $$ BEGIN RETURN NEW; END $$",
+        "DROP INDEX jobledger.run_claim_idx",
+        "COMMENT ON TABLE jobledger.job IS 'changed'",
+        "GRANT SELECT ON jobledger.run TO PUBLIC",
+        "ALTER TYPE jobledger.run_status ADD VALUE 'paused' BEFORE 'running'",
+    ]
+    with dbtools.scratch_database(jobledger_server) as conn:
+        conn.execute("CREATE EXTENSION jobledger CASCADE")
+        assert dbtools.snapshot_differences(dbtools.catalog_snapshot(conn), fresh_snapshot) == []
+        for change in changes:
+            before = dbtools.catalog_snapshot(conn)
+            conn.execute(change)
+            assert dbtools.snapshot_differences(dbtools.catalog_snapshot(conn), before), change
