@@ -23,6 +23,7 @@ SQLSTATES: dict[str, str] = {
     "permission_denied": "42501",  # insufficient_privilege
     "version_mismatch": "55000",  # object_not_in_prerequisite_state
     "invalid_argument": "22023",
+    "job_busy": "55006",  # object_in_use
 }
 
 DETAIL_PREFIX = "category: "

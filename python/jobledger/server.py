@@ -24,7 +24,8 @@ def entry_point(fn: F) -> F:
         try:
             return fn(plpy, *args, **kwargs)
         except errors.JobledgerError as exc:
-            plpy.error(exc.message, detail=exc.full_detail, hint=exc.hint, sqlstate=exc.sqlstate)
+            extra = {"hint": exc.hint} if exc.hint else {}
+            plpy.error(exc.message, detail=exc.full_detail, sqlstate=exc.sqlstate, **extra)
 
     return wrapper  # type: ignore[return-value]
 
@@ -49,3 +50,19 @@ def version(plpy: Any) -> str:
             hint="Run make install for that version on the server, then reconnect.",
         )
     return jobledger.__version__
+
+
+@entry_point
+def define_job(plpy: Any, *args: Any) -> int:
+    """jobledger.define_job: see jobledger.jobs.define_job."""
+    import jobledger.jobs
+
+    return jobledger.jobs.define_job(plpy, *args)
+
+
+@entry_point
+def submit_job(plpy: Any, *args: Any) -> str:
+    """jobledger.submit_job: see jobledger.jobs.submit_job."""
+    import jobledger.jobs
+
+    return jobledger.jobs.submit_job(plpy, *args)

@@ -8,7 +8,10 @@ import subprocess
 import psycopg
 import pytest
 
+import assemble
 import dbtools
+
+VERSION = assemble.current_version()
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -25,8 +28,18 @@ LEDGER_OBJECTS = {
     "function jobledger.prune(interval,text)",
     "function jobledger.version()",
     "function jobledger.job_version_immutable()",
+    "table jobledger.job_grant",
+    "function jobledger.define_job(text,text,text,text,jsonb,interval,integer,text)",
+    "function jobledger.submit_job(text,jsonb,text,integer,timestamp with time zone,integer)",
 }
-PUBLIC_FUNCTIONS = {"jobledger.version()"}
+PUBLIC_FUNCTIONS = {
+    "jobledger.version()",
+    "jobledger.define_job(text,text,text,text,jsonb,interval,integer,text)",
+    "jobledger.submit_job(text,jsonb,text,integer,timestamp with time zone,integer)",
+    "jobledger.grant_job(text,regrole)",
+    "jobledger.revoke_job(text,regrole)",
+    "jobledger.drop_job(text)",
+}
 
 
 def test_create_extension_cascade_in_a_fresh_database(empty_db: psycopg.Connection) -> None:
@@ -37,7 +50,7 @@ def test_create_extension_cascade_in_a_fresh_database(empty_db: psycopg.Connecti
     assert LEDGER_OBJECTS <= members
     row = empty_db.execute("SELECT extversion, extrelocatable, extnamespace::regnamespace::text AS schema"
                            " FROM pg_extension WHERE extname = 'jobledger'").fetchone()
-    assert row == {"extversion": "0.1.0", "extrelocatable": False, "schema": "jobledger"}
+    assert row == {"extversion": VERSION, "extrelocatable": False, "schema": "jobledger"}
 
 
 def test_every_object_has_a_comment(db: psycopg.Connection) -> None:
@@ -91,7 +104,7 @@ def test_drop_extension_leaves_no_object_behind(empty_db: psycopg.Connection) ->
     # Installing again works (the empty schema PostgreSQL made for the
     # control file's `schema` is reused).
     empty_db.execute("CREATE EXTENSION jobledger")
-    assert empty_db.execute("SELECT jobledger.version() AS v").fetchone() == {"v": "0.1.0"}
+    assert empty_db.execute("SELECT jobledger.version() AS v").fetchone() == {"v": VERSION}
 
 
 def test_psql_dx_lists_every_ledger_object(db: psycopg.Connection) -> None:

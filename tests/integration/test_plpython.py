@@ -8,7 +8,10 @@ import subprocess
 import psycopg
 import pytest
 
+import assemble
 import dbtools
+
+VERSION = assemble.current_version()
 
 
 def _pkglibdir() -> pathlib.Path:
@@ -19,7 +22,7 @@ def _pkglibdir() -> pathlib.Path:
 def test_version_is_the_package_and_extension_version(db: psycopg.Connection) -> None:
     row = db.execute("SELECT jobledger.version() AS v, extversion FROM pg_extension"
                      " WHERE extname = 'jobledger'").fetchone()
-    assert row == {"v": "0.1.0", "extversion": "0.1.0"}
+    assert row == {"v": VERSION, "extversion": VERSION}
 
 
 def test_package_and_its_dependencies_load_from_the_versioned_directory(db: psycopg.Connection) -> None:
@@ -31,7 +34,7 @@ return [sys.modules["jobledger"].__file__, sqlglot.__file__]
 $$"""
     )
     files = db.execute("SELECT public.jl_module_files() AS f").fetchone()["f"]
-    versioned = _pkglibdir() / "jobledger" / "0.1.0"
+    versioned = _pkglibdir() / "jobledger" / VERSION
     for path in files:
         assert pathlib.Path(path).is_relative_to(versioned), path
 
@@ -43,7 +46,7 @@ def test_version_fails_clearly_when_the_extension_version_differs(db: psycopg.Co
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
         db.execute("SELECT jobledger.version()")
     assert dbtools.category(caught.value) == "version_mismatch"
-    assert "0.1.0" in str(caught.value) and "9.9.9" in str(caught.value)
+    assert VERSION in str(caught.value) and "9.9.9" in str(caught.value)
 
 
 def test_a_session_that_loaded_another_version_must_reconnect(db: psycopg.Connection,
@@ -55,4 +58,4 @@ def test_a_session_that_loaded_another_version_must_reconnect(db: psycopg.Connec
     assert dbtools.category(caught.value) == "version_mismatch"
     assert "Reconnect" in (caught.value.diag.message_hint or "")
     # A new session is fine.
-    assert connect().execute("SELECT jobledger.version() AS v").fetchone() == {"v": "0.1.0"}
+    assert connect().execute("SELECT jobledger.version() AS v").fetchone() == {"v": VERSION}

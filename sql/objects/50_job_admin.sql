@@ -1,0 +1,129 @@
+CREATE OR REPLACE FUNCTION jobledger.record_job_version(
+    job_name text, job_owner name, query text, destination text, mode text,
+    params jsonb, timeout interval, max_attempts integer, description text
+)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+DECLARE
+    current jobledger.job_version;
+    next_version integer;
+BEGIN
+    INSERT INTO jobledger.job AS j (name, owner, description)
+    VALUES (job_name, job_owner, record_job_version.description)
+    ON CONFLICT (name) DO NOTHING;
+    -- Lock the job: concurrent definitions of one job number versions in turn.
+    PERFORM 1 FROM jobledger.job AS j WHERE j.name = job_name FOR UPDATE;
+    SELECT v.* INTO current
+      FROM jobledger.job AS j JOIN jobledger.job_version AS v ON v.job = j.name AND v.version = j.current_version
+     WHERE j.name = job_name;
+    IF record_job_version.description IS NOT NULL THEN
+        UPDATE jobledger.job AS j SET description = record_job_version.description, updated_at = pg_catalog.now()
+         WHERE j.name = job_name AND j.description IS DISTINCT FROM record_job_version.description;
+    END IF;
+    IF current.version IS NOT NULL
+       AND current.query = record_job_version.query
+       AND current.params IS NOT DISTINCT FROM record_job_version.params
+       AND current.destination = record_job_version.destination
+       AND current.mode = record_job_version.mode
+       AND current.timeout IS NOT DISTINCT FROM record_job_version.timeout
+       AND current.max_attempts = record_job_version.max_attempts THEN
+        RETURN current.version;
+    END IF;
+    SELECT coalesce(max(v.version), 0) + 1 INTO next_version FROM jobledger.job_version AS v WHERE v.job = job_name;
+    INSERT INTO jobledger.job_version (job, version, query, params, destination, mode, timeout, max_attempts, created_by)
+    VALUES (job_name, next_version, record_job_version.query, record_job_version.params,
+            record_job_version.destination, record_job_version.mode, record_job_version.timeout,
+            record_job_version.max_attempts, jobledger.calling_role());
+    UPDATE jobledger.job AS j SET current_version = next_version, updated_at = pg_catalog.now() WHERE j.name = job_name;
+    RETURN next_version;
+END
+$$;
+COMMENT ON FUNCTION jobledger.record_job_version(text, name, text, text, text, jsonb, interval, integer, text) IS
+    'Internal to define_job, which validates first: writes the job and, if anything changed, its next version.';
+REVOKE ALL ON FUNCTION jobledger.record_job_version(text, name, text, text, text, jsonb, interval, integer, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobledger.owned_job(job_name text)
+RETURNS jobledger.job
+LANGUAGE plpgsql
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+DECLARE
+    job_row jobledger.job;
+    role_name name := jobledger.calling_role();
+BEGIN
+    SELECT j.* INTO job_row FROM jobledger.job AS j WHERE j.name = job_name FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'there is no job "%"', job_name
+            USING ERRCODE = 'undefined_object', DETAIL = 'category: unknown_job';
+    END IF;
+    IF NOT (EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS r WHERE r.rolname = job_row.owner)
+            AND pg_catalog.pg_has_role(role_name, job_row.owner, 'MEMBER')) THEN
+        RAISE EXCEPTION 'job "%" belongs to %, not %', job_name, job_row.owner, role_name
+            USING ERRCODE = 'insufficient_privilege', DETAIL = 'category: permission_denied';
+    END IF;
+    RETURN job_row;
+END
+$$;
+COMMENT ON FUNCTION jobledger.owned_job(text) IS
+    'Internal: the job, locked, if the calling role is its owner or a member of it; else unknown_job or permission_denied.';
+REVOKE ALL ON FUNCTION jobledger.owned_job(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobledger.grant_job(job text, role pg_catalog.regrole)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+BEGIN
+    PERFORM jobledger.owned_job(grant_job.job);
+    INSERT INTO jobledger.job_grant (job, grantee, granted_by)
+    VALUES (grant_job.job, grant_job.role::pg_catalog.text, jobledger.calling_role())
+    ON CONFLICT DO NOTHING;
+END
+$$;
+COMMENT ON FUNCTION jobledger.grant_job(text, pg_catalog.regrole) IS
+    'Lets role (and its members) submit runs of job. Only the job''s owner (or a member of it) may grant.';
+GRANT EXECUTE ON FUNCTION jobledger.grant_job(text, pg_catalog.regrole) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobledger.revoke_job(job text, role pg_catalog.regrole)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+DECLARE
+    removed integer;
+BEGIN
+    PERFORM jobledger.owned_job(revoke_job.job);
+    DELETE FROM jobledger.job_grant AS g WHERE g.job = revoke_job.job AND g.grantee = revoke_job.role::pg_catalog.text;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed > 0;
+END
+$$;
+COMMENT ON FUNCTION jobledger.revoke_job(text, pg_catalog.regrole) IS
+    'Takes back grant_job; returns whether there was a grant. Only the job''s owner (or a member of it) may revoke.';
+GRANT EXECUTE ON FUNCTION jobledger.revoke_job(text, pg_catalog.regrole) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobledger.drop_job(name text)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+BEGIN
+    PERFORM jobledger.owned_job(drop_job.name);
+    IF EXISTS (SELECT 1 FROM jobledger.run AS r WHERE r.job = drop_job.name AND r.status IN ('pending', 'running')) THEN
+        RAISE EXCEPTION 'job "%" has pending or running runs', drop_job.name
+            USING ERRCODE = 'object_in_use', DETAIL = 'category: job_busy',
+                  HINT = 'Cancel them or let them finish, then drop the job.';
+    END IF;
+    -- The job's history goes with it: its runs, their attempts, its versions.
+    DELETE FROM jobledger.run AS r WHERE r.job = drop_job.name;
+    DELETE FROM jobledger.job AS j WHERE j.name = drop_job.name;
+END
+$$;
+COMMENT ON FUNCTION jobledger.drop_job(text) IS
+    'Drops a job with its versions, grants and finished runs; refused (job_busy) while runs are pending or running. Only its owner (or a member of it) may.';
+GRANT EXECUTE ON FUNCTION jobledger.drop_job(text) TO PUBLIC;
