@@ -164,8 +164,8 @@ def values_at_placeholders(pattern: exp.Expr, tree: exp.Expr) -> dict[str, list[
         assert type(a) is type(b), (a, b)
         if isinstance(a, exp.Expr):
             assert isinstance(b, exp.Expr)
-            keys = {k for k, v in a.args.items() if not template._absent(v)}
-            assert keys == {k for k, v in b.args.items() if not template._absent(v)}, (a, b)
+            keys = _present(a)
+            assert keys == _present(b), (a, b)
             pending.extend((a.args[k], b.args[k]) for k in keys)
         elif isinstance(a, list):
             assert isinstance(b, list) and len(a) == len(b)
@@ -173,6 +173,11 @@ def values_at_placeholders(pattern: exp.Expr, tree: exp.Expr) -> dict[str, list[
         else:
             assert a == b
     return found
+
+
+def _present(node: exp.Expr) -> set[str]:
+    """Argument names with a value (sqlglot treats None, False and [] as absent)."""
+    return {k for k, v in node.args.items() if v is not None and v is not False and v != []}
 
 
 @functools.lru_cache(maxsize=None)
@@ -187,7 +192,6 @@ def render_one(query: str, type_name: str | None, value: object) -> tuple[str, l
     declared = None if type_name is None else {"v": {"type": type_name, "nullable": True}}
     decls = params.parse_declarations(declared, parsed.placeholders)
     sql = render.render(parsed, params.bind(decls, strategies.submitted("v", value)))
-    assert "{" not in sql.replace("'{", "").replace("{x}", "") or "'" in sql
     back = sqlglot.parse_one(sql, read="postgres")
     nodes = values_at_placeholders(parsed.expression, back)["v"]
     assert len(nodes) == query.count("{v}") - query.count("-- {v}")
@@ -195,8 +199,8 @@ def render_one(query: str, type_name: str | None, value: object) -> tuple[str, l
     return sql, nodes
 
 
-def string_of(node: exp.Expr, sql: str) -> str:
-    """The text a string constant node denotes, checked against PostgreSQL's reading."""
+def string_of(node: exp.Expr) -> str:
+    """The text a string constant node denotes; plain strings never hold a backslash."""
     assert isinstance(node, (exp.Literal, exp.ByteString)), node
     if isinstance(node, exp.Literal):
         assert node.is_string and "\\" not in node.this
@@ -233,7 +237,7 @@ def test_text_renders_as_exactly_that_string(query: str, text: str) -> None:
     sql, nodes = render_one(query, "text", text)
     for node in nodes:
         constant = cast_to(node, "TEXT")
-        assert string_of(constant, sql) == text
+        assert string_of(constant) == text
     sources = string_constants(sql)
     assert sum(pg_string(s, False) == text for s in sources) >= len(nodes)
 
@@ -248,7 +252,7 @@ def test_untyped_values_render_as_exactly_that_constant(query: str, value: objec
         elif isinstance(value, bool):
             assert isinstance(node, exp.Boolean) and node.this is value
         elif isinstance(value, str):
-            assert string_of(node, sql) == value
+            assert string_of(node) == value
         else:
             if isinstance(node, exp.Paren):
                 node = node.this
@@ -299,7 +303,7 @@ def test_numbers_with_exponents_render_in_full(
 def test_dates_render_as_iso_strings(query: str, day: str) -> None:
     sql, nodes = render_one(query, "date", day)
     for node in nodes:
-        assert string_of(cast_to(node, "DATE"), sql) == day
+        assert string_of(cast_to(node, "DATE")) == day
 
 
 @SETTINGS
@@ -308,7 +312,7 @@ def test_timestamps_render_as_the_same_instant_in_utc(query: str, moment: str) -
     sql, nodes = render_one(query, "timestamptz", moment)
     expected = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
     for node in nodes:
-        text = string_of(cast_to(node, "TIMESTAMPTZ"), sql)
+        text = string_of(cast_to(node, "TIMESTAMPTZ"))
         assert text.endswith("+00:00")
         assert datetime.datetime.fromisoformat(text) == expected
 
@@ -318,7 +322,7 @@ def test_timestamps_render_as_the_same_instant_in_utc(query: str, moment: str) -
 def test_uuids_render_in_lower_case(query: str, value: str) -> None:
     sql, nodes = render_one(query, "uuid", value)
     for node in nodes:
-        assert string_of(cast_to(node, "UUID"), sql) == str(uuid.UUID(value))
+        assert string_of(cast_to(node, "UUID")) == str(uuid.UUID(value))
 
 
 @SETTINGS
@@ -326,7 +330,7 @@ def test_uuids_render_in_lower_case(query: str, value: str) -> None:
 def test_jsonb_renders_as_the_same_json(query: str, value: object) -> None:
     sql, nodes = render_one(query, "jsonb", value)
     for node in nodes:
-        text = string_of(cast_to(node, "JSONB"), sql)
+        text = string_of(cast_to(node, "JSONB"))
         assert params.loads_json(text) == value
 
 
@@ -348,7 +352,7 @@ def test_arrays_render_as_one_array_of_those_elements(
         assert len(array.expressions) == len(elements)
         for rendered, submitted in zip(array.expressions, elements):
             if type_name in ("text[]", "date[]"):
-                assert string_of(rendered, sql) == submitted
+                assert string_of(rendered) == submitted
             elif type_name == "boolean[]":
                 assert isinstance(rendered, exp.Boolean) and rendered.this is submitted
             else:
@@ -368,4 +372,4 @@ def test_braces_inside_a_string_constant_are_never_placeholders(text: str) -> No
 @pytest.mark.parametrize("value", ["x" * 200_000, "\\'" * 50_000])
 def test_very_long_strings_render_as_one_constant(value: str) -> None:
     sql, nodes = render_one("SELECT a FROM t WHERE b = {v}", "text", value)
-    assert string_of(cast_to(nodes[0], "TEXT"), sql) == value
+    assert string_of(cast_to(nodes[0], "TEXT")) == value
