@@ -29,9 +29,12 @@ SQLSTATES: dict[str, str] = {
 DETAIL_PREFIX = "category: "
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class JobledgerError(Exception):
-    """A rejection with a clear message, a category and optional detail lines."""
+    """A rejection with a clear message, a category and optional detail lines.
+
+    Not frozen: Python itself sets attributes such as ``__traceback__`` and
+    ``__notes__`` on exceptions in flight."""
 
     category: str
     message: str

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
-import json
 import re
 from typing import Any
 
@@ -56,7 +55,7 @@ def _is_member(plpy: Any, role: str, of: str) -> bool:
 def _compile(job: str, query: str, declared: str | None) -> CompiledVersion:
     parsed = template.parse_template(query)
     declarations = params.parse_declarations(
-        json.loads(declared) if declared is not None else None, parsed.placeholders
+        params.loads_json(declared) if declared is not None else None, parsed.placeholders
     )
     return CompiledVersion(parsed, declarations)
 
