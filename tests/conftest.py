@@ -8,11 +8,12 @@ installed into that server (``make install``) before the tests run.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any, Iterator
 
 import psycopg
 import pytest
-from psycopg import rows
+from psycopg import rows, sql
 from pytest_postgresql import factories
 
 import dbtools
@@ -62,3 +63,21 @@ def empty_db(jobledger_server: Any) -> Iterator[psycopg.Connection]:
     """A fresh database without the extension."""
     with dbtools.scratch_database(jobledger_server) as conn:
         yield conn
+
+
+@pytest.fixture
+def make_role(db: psycopg.Connection) -> Iterator[Any]:
+    """Creates LOGIN roles with unique names (roles are cluster-wide); drops them afterwards."""
+    made: list[str] = []
+
+    def _make(prefix: str, *options: str) -> str:
+        name = f"jl_{prefix}_{uuid.uuid4().hex[:8]}"
+        db.execute(sql.SQL("CREATE ROLE {} LOGIN " + " ".join(options)).format(sql.Identifier(name)))
+        made.append(name)
+        return name
+
+    yield _make
+    for name in reversed(made):
+        db.execute("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = %s", (name,))
+        db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+        db.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))

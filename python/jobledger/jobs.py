@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import decimal
+import json
 import re
 from typing import Any
 
-from jobledger import errors, params, preflight, render, schema_diff, template
+from jobledger import errors, params, plans, preflight, render, schema_diff, template
 
 MODES = tuple(preflight.MODE_PRIVILEGES)
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
@@ -27,13 +28,18 @@ class CompiledVersion:
 
     template: template.Template
     declarations: params.Declarations
+    renderer: render.Renderer
 
 
-# (job, version) -> CompiledVersion.  Versions never change, so entries never
-# go stale; a session holds at most the versions it submitted.
-_compiled: dict[tuple[str, int], CompiledVersion] = {}
-# (job, version, parameter types) -> the query's output columns.
+# (job, version, query, params) -> CompiledVersion.  Versions never change,
+# and a job dropped and defined again has other text, so entries never go
+# stale; a session holds at most the versions it submitted.
+_compiled: dict[tuple[str, int, str, str | None], CompiledVersion] = {}
+# That key plus the parameters' literal types -> the query's output columns.
 _columns: dict[tuple[str, int, tuple], list[tuple[str, str]]] = {}
+# (that key, destination) pairs that passed the schema check.  A changed
+# destination table is a different Destination, so it is checked again.
+_fits: set[tuple[tuple, preflight.Destination]] = set()
 
 
 def caller(plpy: Any) -> str:
@@ -57,7 +63,7 @@ def _compile(job: str, query: str, declared: str | None) -> CompiledVersion:
     declarations = params.parse_declarations(
         params.loads_json(declared) if declared is not None else None, parsed.placeholders
     )
-    return CompiledVersion(parsed, declarations)
+    return CompiledVersion(parsed, declarations, render.Renderer(parsed))
 
 
 def _probe_sql(compiled: CompiledVersion) -> str:
@@ -124,23 +130,20 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
 
 def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | None, priority: int,
                run_after: Any, max_attempts: int | None) -> str:
-    """Validate, render, preflight and record a pending run; its id."""
-    role = caller(plpy)
-    rows = plpy.execute(
-        plpy.prepare(
-            """SELECT j.owner, v.version, v.query, v.params::text AS params, v.destination, v.mode,
-                      v.max_attempts
-                 FROM jobledger.job j
-                 JOIN jobledger.job_version v ON v.job = j.name AND v.version = j.current_version
-                WHERE j.name = $1""",
-            ["text"],
-        ),
-        [job],
-    )
-    if not rows:
+    """Validate, render, preflight and record a pending run; its id.
+
+    The hot path is three queries with plans kept for the session (the job
+    and the caller's right to submit it, the destination, the insert), plus
+    rendering that writes only the values (``render.Renderer``).  What cannot
+    change for a job version is worked out once per session: the parsed
+    template, and the query's output columns for each combination of
+    parameter types.
+    """
+    context = plpy.execute(plans.plan(plpy, _SUBMIT_CONTEXT, ["text", "text"]), [job, _PRIVILEGES_JSON])[0]
+    role = context["role"]
+    if context["version"] is None:
         raise errors.JobledgerError("unknown_job", f'there is no job "{job}"')
-    version = rows[0]
-    if not _may_submit(plpy, role, job, version["owner"]):
+    if not context["may_submit"]:
         raise errors.JobledgerError(
             "permission_denied", f'{role} may not submit job "{job}"',
             hint=f"The job's owner grants it with jobledger.grant_job('{job}', '{role}').",
@@ -152,68 +155,109 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
         if found:
             return found
 
-    key = (job, version["version"])
+    # A job dropped and defined again restarts at version 1: the text is part of the key.
+    key = (job, context["version"], context["query"], context["params"])
     compiled = _compiled.get(key)
     if compiled is None:
-        compiled = _compiled[key] = _compile(job, version["query"], version["params"])
+        compiled = _compiled[key] = _compile(job, context["query"], context["params"])
     bound = params.bind(compiled.declarations, values if values is not None else "{}")
-    sql = render.render(compiled.template, bound)
+    sql = compiled.renderer.render(bound)
 
-    # The output's types depend on the parameters' types only (each value is
-    # a typed literal), so the query is analysed once per session for each.
-    shape = key + (tuple(sorted((b.name, _shape(b)) for b in bound.values())),)
+    # Each value is one typed literal, so the output's types depend on the
+    # literals' types only: the query is analysed once per session for each.
+    shape = key + (tuple(sorted((b.name, literal_type(b)) for b in bound.values())),)
     if shape not in _columns:
-        _columns[shape] = preflight.query_columns(plpy, job, version["owner"], sql)
-    dest = preflight.destination(plpy, job, version["owner"], version["destination"], version["mode"])
-    _check_fit(plpy, job, version["owner"], sql, dest, version["mode"], _columns[shape])
+        _columns[shape] = preflight.query_columns(plpy, job, context["owner"], sql)
+    dest = preflight.destination_of_row(context, job, context["owner"], context["destination"], context["mode"])
+    if (shape, dest) not in _fits:
+        _check_fit(plpy, job, context["owner"], sql, dest, context["mode"], _columns[shape])
+        _fits.add((shape, dest))
 
     parameters = params.canonical_json({b.name: _json_value(b) for b in sorted(bound.values(), key=lambda b: b.name)})
     inserted = plpy.execute(
-        plpy.prepare(
-            """INSERT INTO jobledger.run (job, job_version, parameters, rendered_sql, priority, run_after,
-                                          max_attempts, idempotency_key, submitted_by)
-               VALUES ($1, $2, $3::jsonb, $4, $5, coalesce($6::timestamptz, pg_catalog.now()), $7, $8, $9)
-               ON CONFLICT (job, idempotency_key) DO NOTHING
-               RETURNING id::text AS id""",
-            ["text", "int4", "text", "text", "int4", "text", "int4", "text", "name"],
-        ),
-        [job, version["version"], parameters, sql, priority, None if run_after is None else str(run_after),
-         max_attempts if max_attempts is not None else version["max_attempts"], idempotency_key, role],
+        plans.plan(plpy, _INSERT_RUN, ["text", "int4", "text", "text", "int4", "text", "int4", "text", "name", "text"]),
+        [job, context["version"], parameters, sql, priority, None if run_after is None else str(run_after),
+         max_attempts if max_attempts is not None else context["max_attempts"], idempotency_key, role,
+         NOTIFY_CHANNEL],
     )
     if not inserted:  # a concurrent submit with the same key won
         return _run_with_key(plpy, job, idempotency_key)
-    plpy.execute(plpy.prepare("SELECT pg_catalog.pg_notify($1, $2)", ["text", "text"]),
-                 [NOTIFY_CHANNEL, job])
     return inserted[0]["id"]
 
 
-def _may_submit(plpy: Any, role: str, job: str, owner: str) -> bool:
-    return plpy.execute(
-        plpy.prepare(
-            """SELECT (EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $2)
-                       AND pg_catalog.pg_has_role($1, $2, 'MEMBER'))
-                   OR EXISTS (SELECT 1 FROM jobledger.job_grant g JOIN pg_catalog.pg_roles r ON r.rolname = g.grantee
-                               WHERE g.job = $3 AND pg_catalog.pg_has_role($1, g.grantee, 'MEMBER')) AS ok""",
-            ["name", "name", "text"],
-        ),
-        [role, owner, job],
-    )[0]["ok"]
+# Everything submit_job needs to know, in one query: the job's current
+# version, whether the calling role may submit it (the job's owner, a member
+# of that role, or a member of a role the job was granted to; a dropped role
+# counts as no one) and the destination as the owner may use it.  One row
+# always; the job's columns are NULL when there is no such job.
+_SUBMIT_CONTEXT = """
+WITH me AS (SELECT jobledger.calling_role() AS role)
+SELECT me.role, j.owner, v.version, v.query, v.params::text AS params, v.destination, v.mode,
+       v.max_attempts,
+       me.role = j.owner
+       OR coalesce(pg_catalog.pg_has_role(me.role, pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)),
+                                          'MEMBER'), false)
+       OR EXISTS (SELECT 1 FROM jobledger.job_grant g
+                   WHERE g.job = j.name
+                     AND pg_catalog.pg_has_role(me.role, pg_catalog.to_regrole(pg_catalog.quote_ident(g.grantee)),
+                                                'MEMBER')) AS may_submit,
+       d.*
+  FROM me
+  LEFT JOIN jobledger.job j ON j.name = $1
+  LEFT JOIN jobledger.job_version v ON v.job = j.name AND v.version = j.current_version
+  LEFT JOIN LATERAL (""" + preflight.destination_query("v.destination", "j.owner", "($2::jsonb ->> v.mode)") + """
+  ) AS d ON v.version IS NOT NULL
+"""
+# $2 of _SUBMIT_CONTEXT: the privileges each mode needs, from the one table of them.
+_PRIVILEGES_JSON = json.dumps({mode: preflight.mode_privileges(mode) for mode in MODES})
+
+# The pending run, and a wake-up for runners in the same statement.
+# ON CONFLICT: a concurrent submit with the same idempotency key won.
+_INSERT_RUN = """
+WITH run AS (
+    INSERT INTO jobledger.run (job, job_version, parameters, rendered_sql, priority, run_after,
+                               max_attempts, idempotency_key, submitted_by)
+    VALUES ($1, $2, $3::jsonb, $4, $5, coalesce($6::timestamptz, pg_catalog.now()), $7, $8, $9)
+    ON CONFLICT (job, idempotency_key) DO NOTHING
+    RETURNING id, job
+)
+SELECT run.id::text AS id, pg_catalog.pg_notify($10, run.job) FROM run
+"""
 
 
 def _run_with_key(plpy: Any, job: str, key: str) -> str | None:
     rows = plpy.execute(
-        plpy.prepare("SELECT id::text AS id FROM jobledger.run WHERE job = $1 AND idempotency_key = $2",
-                     ["text", "text"]),
+        plans.plan(plpy, "SELECT id::text AS id FROM jobledger.run WHERE job = $1 AND idempotency_key = $2",
+                   ["text", "text"]),
         [job, key],
     )
     return rows[0]["id"] if rows else None
 
 
-def _shape(bound: params.BoundValue) -> str:
-    """What of a value decides the query's output types."""
+def literal_type(bound: params.BoundValue) -> str:
+    """The type PostgreSQL gives a bound value's literal: what of a value
+    decides the query's output types.
+
+    Typed values are CASTs to their declared type.  An untyped number is an
+    integer, bigint or numeric constant depending on its value (1, 3000000000,
+    1.5), an untyped string a constant of unknown type, NULL unknown too.
+    """
     if bound.type is not None:
         return bound.type.name
-    return type(bound.value).__name__
+    value = bound.value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "unknown"
+    number = decimal.Decimal(value)
+    if number == number.to_integral_value() and "." not in params.decimal_text(number):
+        if -2**31 <= number < 2**31:
+            return "integer"
+        if -2**63 <= number < 2**63:
+            return "bigint"
+    return "numeric"
 
 
 def _json_value(bound: params.BoundValue) -> Any:

@@ -19,7 +19,7 @@ import dataclasses
 import itertools
 from typing import Any
 
-from jobledger import errors, schema_diff
+from jobledger import errors, plans, schema_diff
 
 # Job queries resolve unqualified names in public, after the catalogs, at
 # define time, at submit time and in the runner alike.
@@ -44,70 +44,90 @@ class Destination:
     has_primary_key: bool
 
 
-def split_name(destination: str) -> tuple[str, str]:
-    """(schema, table) of a destination; an unqualified name is in public."""
-    parts = [p.strip() for p in destination.split(".")]
-    if len(parts) == 1 and parts[0]:
-        return "public", parts[0]
-    if len(parts) == 2 and all(parts):
-        return parts[0], parts[1]
-    raise errors.JobledgerError(
-        "invalid_argument", f'destination "{destination}" is not a table name (schema.table or table)'
-    )
-
-
 def destination(plpy: Any, job: str, owner: str, name: str, mode: str) -> Destination:
-    """The destination table, or destination_missing / permission_denied."""
-    schema, table = split_name(name)
-    rows = plpy.execute(
-        plpy.prepare(
-            """SELECT c.oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS qualified,
-                      pg_catalog.has_schema_privilege($3, n.oid, 'USAGE') AS usage,
-                      EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                               WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
-                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')""",
-            ["text", "text", "name"],
-        ),
-        [schema, table, owner],
-    )
+    """The destination table, or invalid_argument / destination_missing / permission_denied."""
+    try:
+        rows = plpy.execute(plans.plan(plpy, _DESTINATION, ["text", "name", "text"]),
+                            [name, owner, mode_privileges(mode)])
+    except plpy.SPIError as exc:
+        if getattr(exc, "sqlstate", None) != "22023":  # parse_ident: not a name at all
+            raise
+        rows = []
+    return destination_of_row(rows[0] if rows else None, job, owner, name, mode)
+
+
+def mode_privileges(mode: str) -> str:
+    """The privileges ``mode`` needs, every one of them: e.g. ``INSERT,DELETE``."""
+    return ",".join(MODE_PRIVILEGES[mode])
+
+
+def destination_of_row(row: Any, job: str, owner: str, name: str, mode: str) -> Destination:
+    """The Destination a ``destination_query`` row describes, or the error it shows."""
+    if row is None or row["dest_parts"] is None:
+        raise errors.JobledgerError(
+            "invalid_argument",
+            f'destination "{name}" of job "{job}" is not a table name (schema.table or table)',
+        )
     # A table in a schema the owner cannot use is, for the owner, not there.
-    if not rows or not rows[0]["usage"]:
+    if row["dest_qualified"] is None or not row["dest_usage"]:
         raise errors.JobledgerError(
             "destination_missing",
-            f'the destination table "{schema}.{table}" of job "{job}" does not exist',
+            f'the destination table {row["dest_parts"]} of job "{job}" does not exist',
             hint="Create the table first; unqualified names are looked up in schema public.",
         )
-    row = rows[0]
-    privileges = ",".join(MODE_PRIVILEGES[mode])
-    allowed = plpy.execute(
-        plpy.prepare("SELECT pg_catalog.has_table_privilege($1, $2::pg_catalog.oid, $3) AS ok",
-                     ["name", "oid", "text"]),
-        [owner, row["oid"], privileges],
-    )[0]["ok"]
-    if not allowed:
+    if not row["dest_allowed"]:
         raise errors.JobledgerError(
             "permission_denied",
-            f'job "{job}": its owner {owner} may not {mode} into table {row["qualified"]} '
-            f"(needs {privileges.replace(',', ' and ')})",
+            f'job "{job}": its owner {owner} may not {mode} into table {row["dest_qualified"]} '
+            f"(needs {' and '.join(MODE_PRIVILEGES[mode])})",
         )
-    columns = plpy.execute(
-        plpy.prepare(
-            """SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
-                      a.attnotnull AS not_null, (a.atthasdef OR a.attidentity <> '') AS has_default,
-                      (a.attidentity = 'a' OR a.attgenerated <> '') AS generated
-                 FROM pg_catalog.pg_attribute a
-                WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped
-                ORDER BY a.attnum""",
-            ["oid"],
-        ),
-        [row["oid"]],
-    )
     return Destination(
-        qualified_name=row["qualified"],
-        columns=tuple(schema_diff.DestinationColumn(**dict(c)) for c in columns),
-        has_primary_key=row["has_pk"],
+        qualified_name=row["dest_qualified"],
+        columns=tuple(
+            schema_diff.DestinationColumn(name=n, type=t, not_null=nn, has_default=d, generated=g)
+            for n, t, nn, d, g in zip(row["dest_names"], row["dest_types"], row["dest_not_null"],
+                                      row["dest_has_default"], row["dest_generated"])
+        ),
+        has_primary_key=row["dest_has_pk"],
     )
+
+
+def destination_query(name: str, owner: str, privileges: str) -> str:
+    """A SELECT of one row describing a destination table, for ``destination_of_row``.
+
+    ``name``, ``owner`` and ``privileges`` are SQL expressions (parameters
+    such as ``$1`` or columns of an enclosing query, never values), so that
+    submit_job can ask this in the same query as the rest of its context.
+    The name is read as SQL reads it (parse_ident: quotes, case folding); an
+    unqualified one is in public.  ``dest_parts`` is NULL when the name has
+    not one or two parts, ``dest_qualified`` when there is no such table.
+    """
+    return f"""
+SELECT CASE WHEN dn.p IS NOT NULL THEN pg_catalog.format('%I.%I', dn.p[1], dn.p[2]) END AS dest_parts,
+       CASE WHEN dc.oid IS NOT NULL THEN pg_catalog.format('%I.%I', dns.nspname, dc.relname) END AS dest_qualified,
+       pg_catalog.has_schema_privilege({owner}, dns.oid, 'USAGE') AS dest_usage,
+       -- Each privilege: given a list, has_table_privilege() wants any one of them.
+       NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(pg_catalog.string_to_array({privileges}, ',')) AS need
+                    WHERE NOT pg_catalog.has_table_privilege({owner}, dc.oid, need)) AS dest_allowed,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_index di WHERE di.indrelid = dc.oid AND di.indisprimary) AS dest_has_pk,
+       cols.names AS dest_names, cols.types AS dest_types, cols.not_null AS dest_not_null,
+       cols.has_default AS dest_has_default, cols.generated AS dest_generated
+  FROM (SELECT CASE pg_catalog.array_length(p, 1) WHEN 1 THEN ARRAY['public', p[1]] WHEN 2 THEN p END AS p
+          FROM pg_catalog.parse_ident({name}) AS p) AS dn
+  LEFT JOIN (pg_catalog.pg_namespace dns
+             JOIN pg_catalog.pg_class dc ON dns.oid = dc.relnamespace AND dc.relkind IN ('r', 'p'))
+    ON dns.nspname = dn.p[1] AND dc.relname = dn.p[2]
+  LEFT JOIN LATERAL (
+       SELECT pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) AS names,
+              pg_catalog.array_agg(pg_catalog.format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) AS types,
+              pg_catalog.array_agg(a.attnotnull ORDER BY a.attnum) AS not_null,
+              pg_catalog.array_agg(a.atthasdef OR a.attidentity <> '' ORDER BY a.attnum) AS has_default,
+              pg_catalog.array_agg(a.attidentity = 'a' OR a.attgenerated <> '' ORDER BY a.attnum) AS generated
+         FROM pg_catalog.pg_attribute a
+        WHERE a.attrelid = dc.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols ON true"""
+
+
+_DESTINATION = destination_query("$1", "$2", "$3")
 
 
 def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, str]]:

@@ -84,6 +84,123 @@ def render(
     return sql
 
 
+class Renderer:
+    """Renders one template many times without re-writing or re-reading the whole query.
+
+    ``render`` writes the whole tree and reads it all back for every call.
+    A job is rendered on every submit, so this does that work once per
+    template instead: the template is written once with a marker at each
+    placeholder and cut into the fixed text between them (the skeleton), and
+    each call writes and checks only the values.
+
+    Why that is the same guarantee: rendered SQL is skeleton text plus one
+    literal's SQL per placeholder.  On construction, for every literal shape
+    ``literal_node`` can build (``template.probe_literals``), the skeleton
+    joined with the probe's SQL is checked to equal what writing the whole
+    substituted tree gives, and ``parse_template`` already proved that SQL
+    reads back as the substituted tree.  On each call, every literal's SQL
+    must read back, alone, as exactly its node, and hold no plain string with
+    a backslash.  A literal that reads back as itself alone is whole tokens
+    that begin and end where the node does, so in the skeleton it can only be
+    that node again.  A template whose skeleton does not match for some shape
+    keeps the full check (``fast`` is False).
+    """
+
+    def __init__(self, template: jobledger.template.Template) -> None:
+        self.template = template
+        self._segments, self._slots = _skeleton(template.expression)
+        self.fast = all(
+            self._join({name: jobledger.template.to_sql(probe) for name in template.placeholders})
+            == jobledger.template.to_sql(
+                jobledger.template.substitute(
+                    template.expression, {name: probe for name in template.placeholders}
+                )
+            )
+            for probe in jobledger.template.probe_literals()
+        )
+
+    def render(self, bound: collections.abc.Mapping[str, jobledger.params.BoundValue]) -> str:
+        """What ``render(template, bound)`` returns, checked value by value."""
+        if not self.fast:
+            return render(self.template, bound)
+        missing = sorted(self.template.placeholders - set(bound))
+        if missing:
+            raise RuntimeError(f"no bound value for placeholders: {', '.join(missing)}")
+        return self._join({name: literal_sql(bound[name]) for name in self.template.placeholders})
+
+    def _join(self, texts: collections.abc.Mapping[str, str]) -> str:
+        parts = [self._segments[0]]
+        for name, segment in zip(self._slots, self._segments[1:]):
+            parts.append(texts[name])
+            parts.append(segment)
+        return "".join(parts)
+
+
+def literal_sql(bound: jobledger.params.BoundValue) -> str:
+    """The SQL of a bound value's literal, checked to read back, alone, as exactly its node.
+
+    A literal depends only on the value's type and exact form, so the checked
+    text of small values is kept for the session (``_literals``): jobs are
+    often submitted with the same values (today's date, a tenant id).
+    """
+    key = _literal_key(bound)
+    text = _literals.get(key) if key is not None else None
+    if text is not None:
+        return text
+    node = literal_node(bound)
+    text = jobledger.template.to_sql(node)
+    problem = jobledger.template.round_trip_problem(node, text)
+    if problem is not None:
+        raise RuntimeError(f"the value of {{{bound.name}}} failed its check: {problem}")
+    if key is not None:
+        if len(_literals) >= _LITERALS_KEPT:
+            _literals.clear()
+        _literals[key] = text
+    return text
+
+
+# Checked literal SQL by _literal_key; cleared when full.
+_literals: dict[tuple[str | None, str], str] = {}
+_LITERALS_KEPT = 4096
+_LITERAL_KEY_MAX = 256
+
+
+def _literal_key(bound: jobledger.params.BoundValue) -> tuple[str | None, str] | None:
+    """What a literal's text depends on: the declared type and the value's exact
+    form.  repr, not the value: 1.0 and 1.00 are equal Decimals written
+    differently, True equals 1.  None for values too large to keep."""
+    form = repr(bound.value)
+    if len(form) > _LITERAL_KEY_MAX:
+        return None
+    return (bound.type.name if bound.type is not None else None, form)
+
+
+# NUL cannot occur in PostgreSQL text, so it cannot occur in a template's SQL
+# either: it marks the placeholders of a skeleton unambiguously.
+_SLOT_MARK = "\0"
+
+
+class _SkeletonDialect(jobledger.template.JobledgerPostgres):
+    """Writes a placeholder as NUL, name, NUL: the cut points of a skeleton."""
+
+    class Generator(jobledger.template.JobledgerPostgres.Generator):
+        def placeholder_sql(self, expression: exp.Placeholder) -> str:
+            return f"{_SLOT_MARK}{expression.this}{_SLOT_MARK}"
+
+
+_SKELETON_DIALECT = _SkeletonDialect()
+
+
+def _skeleton(tree: exp.Expr) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(text between placeholders, placeholder names in order) of a template tree."""
+    marked = _SKELETON_DIALECT.generate(tree, copy=True, comments=False)
+    pieces = marked.split(_SLOT_MARK)
+    segments, slots = tuple(pieces[0::2]), tuple(pieces[1::2])
+    if len(slots) != sum(1 for _ in tree.find_all(exp.Placeholder)):
+        raise RuntimeError("the template's skeleton does not hold each placeholder once")
+    return segments, slots
+
+
 def literal_node(bound: jobledger.params.BoundValue) -> exp.Expr:
     """The one constant node that stands for a bound value (see the module doc)."""
     if bound.type is None:

@@ -185,3 +185,69 @@ def test_drop_job(tables) -> None:
     tables.execute("UPDATE jobledger.run SET status = 'cancelled', finished_at = now()")
     tables.execute("SELECT jobledger.drop_job('daily_rollup')")
     assert tables.execute("SELECT count(*) AS n FROM jobledger.job").fetchone() == {"n": 0}
+
+
+@pytest.mark.parametrize("mode, needs", [
+    ("append", ["INSERT"]),
+    ("overwrite", ["INSERT", "DELETE"]),
+    ("merge", ["INSERT", "UPDATE"]),
+])
+def test_each_mode_needs_its_privileges_on_the_destination(tables, connect, make_role, mode, needs) -> None:
+    owner = make_role("owner")
+    tables.execute(f"GRANT SELECT ON public.events TO {owner}")
+    conn = connect(user=owner)
+    query = "SELECT CAST({day} AS date) AS day, count(*) AS n FROM public.events"
+    params = json.dumps({"day": {"type": "date"}})
+    granted = []
+    for privilege in needs:
+        error = refused(conn, "permission_denied", define, name=f"{mode}_job", destination="keyed",
+                        query=query, params=params, mode=mode)
+        assert "keyed" in str(error) and mode in str(error)
+        tables.execute(f"GRANT {privilege} ON public.keyed TO {owner}")
+        granted.append(privilege)
+    assert define(conn, name=f"{mode}_job", destination="keyed", query=query, params=params, mode=mode) == 1
+    run = submit(conn, job=f"{mode}_job", params='{"day": "2026-11-01"}')
+    assert dbtools.run_row(tables, run)["status"] == "pending"
+    # Taking one back refuses the next submit: the destination is checked each time.
+    tables.execute(f"REVOKE {granted[-1]} ON public.keyed FROM {owner}")
+    refused(conn, "permission_denied", submit, job=f"{mode}_job", params='{"day": "2026-11-02"}')
+
+
+def test_submit_checks_the_destination_as_it_is_now(tables) -> None:
+    define(tables)
+    submit(tables, params='{"day": "2026-11-01"}')
+    tables.execute("ALTER TABLE public.daily ALTER COLUMN n TYPE integer")
+    error = refused(tables, "schema_mismatch", submit, params='{"day": "2026-11-02"}')
+    assert "bigint" in error.diag.message_detail and "integer" in error.diag.message_detail
+    tables.execute("ALTER TABLE public.daily ALTER COLUMN n TYPE numeric")  # a widening
+    submit(tables, params='{"day": "2026-11-03"}')
+    tables.execute("ALTER TABLE public.daily ADD COLUMN required text NOT NULL")
+    error = refused(tables, "schema_mismatch", submit, params='{"day": "2026-11-04"}')
+    assert "required" in error.diag.message_detail
+    tables.execute("DROP TABLE public.daily")
+    refused(tables, "destination_missing", submit, params='{"day": "2026-11-05"}')
+
+
+def test_a_job_defined_again_after_drop_is_rendered_from_its_new_text(tables) -> None:
+    define(tables)
+    first = submit(tables, params='{"day": "2026-11-01"}')
+    tables.execute("UPDATE jobledger.run SET status = 'cancelled', finished_at = now()")
+    tables.execute("SELECT jobledger.drop_job('daily_rollup')")
+    # Version 1 again, other text: this session must not reuse what it parsed before.
+    assert define(tables, query="SELECT CAST({day} AS date) AS day, 7::bigint AS n", params=DAY_PARAMS.replace(
+        ', "kind": {"type": "text", "default": "click"}', "")) == 1
+    second = submit(tables, params='{"day": "2026-11-01"}')
+    assert first != second
+    assert "7" in dbtools.run_row(tables, second)["rendered_sql"]
+
+
+def test_quoted_destination_names(tables) -> None:
+    tables.execute('CREATE SCHEMA "Reports"')
+    tables.execute('CREATE TABLE "Reports"."Daily.Totals" (day date, n bigint)')
+    assert define(tables, destination='"Reports"."Daily.Totals"') == 1
+    assert tables.execute("SELECT destination FROM jobledger.job_version").fetchone() == {
+        "destination": '"Reports"."Daily.Totals"'}
+    submit(tables, params='{"day": "2026-11-01"}')
+    refused(tables, "invalid_argument", define, name="other", destination="a.b.c")
+    refused(tables, "invalid_argument", define, name="other", destination='"unterminated')
+    refused(tables, "destination_missing", define, name="other", destination="Reports.Daily")

@@ -256,3 +256,59 @@ def test_every_rendered_shape_is_proved_at_parse_time(type_name: str | None, raw
     node = render.literal_node(params.bind(decls, '{"v": ' + raw + "}")["v"])
     probes = set().union(*(_shapes(probe) for probe in template.probe_literals()))
     assert _shapes(node) <= probes, _shapes(node) - probes
+
+
+# ---- Renderer: the per-submit path ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("declared", "first", "second", "second_sql"),
+    [
+        # Equal as Python values, written differently: the kept literal of
+        # the first must not stand for the second.
+        ({"v": {"type": "numeric"}}, "1.0", "1.00", "CAST(1.00 AS DECIMAL)"),
+        (None, "true", "1", "1"),
+        (None, "1", "1.0", "1.0"),
+        ({"v": {"type": "numeric[]"}}, "[1.0]", "[1.00]", "CAST(ARRAY[1.00] AS DECIMAL[])"),
+    ],
+)
+def test_renderer_keeps_literals_apart_that_compare_equal(
+    declared: dict[str, object] | None, first: str, second: str, second_sql: str
+) -> None:
+    parsed = template.parse_template("SELECT {v} AS v")
+    decls = params.parse_declarations(declared, parsed.placeholders)
+    fast = render.Renderer(parsed)
+    fast.render(params.bind(decls, '{"v": ' + first + "}"))
+    assert fast.render(params.bind(decls, '{"v": ' + second + "}")) == f"SELECT {second_sql} AS v"
+
+
+def test_renderer_writes_what_render_writes_at_every_placeholder() -> None:
+    query = (
+        "WITH w AS (SELECT {a} AS a) SELECT a, {b} || 'x', -{n}, {n}::text, ARRAY[{a}] "
+        "FROM w WHERE a = ANY({ids}) AND {flag} ORDER BY a LIMIT {n}"
+    )
+    parsed = template.parse_template(query)
+    decls = params.parse_declarations(
+        {"a": {"type": "text"}, "b": {"type": "date", "nullable": True}, "n": {"type": "numeric"},
+         "ids": {"type": "bigint[]"}, "flag": {"type": "boolean", "nullable": True}},
+        parsed.placeholders,
+    )
+    fast = render.Renderer(parsed)
+    assert fast.fast
+    for values in [
+        '{"a": "it\'s", "b": "2026-11-01", "n": -5, "ids": [1, -2], "flag": true}',
+        '{"a": "back\\\\slash", "b": null, "n": 1.5, "ids": [], "flag": null}',
+        '{"a": "{b} -- /* $$", "b": "2026-01-31", "n": 7, "ids": [9223372036854775807], "flag": false}',
+    ]:
+        bound = params.bind(decls, values)
+        assert fast.render(bound) == render.render(parsed, bound)
+
+
+def test_renderer_refuses_a_value_whose_literal_does_not_read_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed = template.parse_template("SELECT {v} AS v")
+    decls = params.parse_declarations({"v": {"type": "text"}}, parsed.placeholders)
+    fast = render.Renderer(parsed)
+    # A literal writer gone wrong: a backslash in a plain string.
+    monkeypatch.setattr(render, "literal_node", lambda bound: exp.Literal.string(bound.value))
+    with pytest.raises(RuntimeError, match="failed its check"):
+        fast.render(params.bind(decls, '{"v": "a\\\\b"}'))

@@ -186,12 +186,24 @@ def parsed_template(query: str) -> template.Template:
     return template.parse_template(query)
 
 
+@functools.lru_cache(maxsize=None)
+def renderer(query: str) -> render.Renderer:
+    return render.Renderer(parsed_template(query))
+
+
 def render_one(query: str, type_name: str | None, value: object) -> tuple[str, list[exp.Expr]]:
     """Render ``value`` for ``{v}``; return the SQL and the nodes found at each ``{v}``."""
     parsed = parsed_template(query)
     declared = None if type_name is None else {"v": {"type": type_name, "nullable": True}}
     decls = params.parse_declarations(declared, parsed.placeholders)
-    sql = render.render(parsed, params.bind(decls, strategies.submitted("v", value)))
+    bound = params.bind(decls, strategies.submitted("v", value))
+    sql = render.render(parsed, bound)
+    # The renderer submit_job uses (skeleton plus checked literals, some kept
+    # from earlier calls) writes exactly what the full render writes.
+    fast = renderer(query)
+    assert fast.fast
+    assert fast.render(bound) == sql
+    assert fast.render(bound) == sql
     back = sqlglot.parse_one(sql, read="postgres")
     nodes = values_at_placeholders(parsed.expression, back)["v"]
     assert len(nodes) == query.count("{v}") - query.count("-- {v}")
