@@ -1,4 +1,6 @@
-CREATE OR REPLACE VIEW jobledger.runs AS
+-- security_invoker: the views show what the querying role may see of the
+-- ledger tables (row-level security), not what the views' owner sees.
+CREATE OR REPLACE VIEW jobledger.runs WITH (security_invoker = true) AS
 SELECT r.id,
        r.job,
        r.job_version AS version,
@@ -23,9 +25,10 @@ SELECT r.id,
        r.parameters
   FROM jobledger.run AS r;
 COMMENT ON VIEW jobledger.runs IS
-    'Runs with friendly columns: duration of the current or last attempt, time queued, outcome. Newest first with ORDER BY created_at DESC.';
+    'Runs with friendly columns: duration of the current or last attempt, time queued, outcome. Newest first with ORDER BY created_at DESC. Shows the runs the querying role may see.';
+GRANT SELECT ON jobledger.runs TO PUBLIC;
 
-CREATE OR REPLACE VIEW jobledger.job_stats AS
+CREATE OR REPLACE VIEW jobledger.job_stats WITH (security_invoker = true) AS
 SELECT j.name AS job,
        j.current_version,
        count(r.id) AS runs,
@@ -44,4 +47,5 @@ SELECT j.name AS job,
   LEFT JOIN jobledger.run AS r ON r.job = j.name
  GROUP BY j.name, j.current_version;
 COMMENT ON VIEW jobledger.job_stats IS
-    'Per job: runs by status, last success and failure, median and 95th percentile duration of successful runs.';
+    'Per job: runs by status, last success and failure, median and 95th percentile duration of successful runs. Counts the jobs and runs the querying role may see.';
+GRANT SELECT ON jobledger.job_stats TO PUBLIC;

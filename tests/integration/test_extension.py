@@ -77,15 +77,27 @@ def test_only_public_api_is_executable_by_everyone(db: psycopg.Connection) -> No
     assert {r["fn"] for r in rows if r["public"]} == PUBLIC_FUNCTIONS
 
 
-def test_nobody_else_can_touch_ledger_tables(db: psycopg.Connection) -> None:
+def test_ledger_is_read_only_to_everyone_else_and_row_secured(db: psycopg.Connection) -> None:
     db.execute("CREATE ROLE jl_nobody LOGIN")
     try:
         rows = db.execute(
-            "SELECT c.oid::regclass::text AS rel,"
-            "       has_table_privilege('jl_nobody', c.oid, 'SELECT,INSERT,UPDATE,DELETE') AS any"
+            "SELECT c.oid::regclass::text AS rel, c.relkind, c.relrowsecurity, c.reloptions,"
+            "       has_table_privilege('jl_nobody', c.oid, 'INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRIGGER')"
+            "           AS writes,"
+            "       has_table_privilege('jl_nobody', c.oid, 'SELECT') AS reads"
             "  FROM pg_class c WHERE c.relnamespace = 'jobledger'::regnamespace AND c.relkind IN ('r', 'v')"
         ).fetchall()
-        assert rows and not any(r["any"] for r in rows)
+        assert rows and not any(r["writes"] for r in rows)
+        readable = {r["rel"] for r in rows if r["reads"]}
+        assert readable == {
+            "jobledger.job", "jobledger.job_version", "jobledger.job_grant", "jobledger.run",
+            "jobledger.run_attempt", "jobledger.runs", "jobledger.job_stats",
+        }
+        for r in rows:
+            if r["rel"] in readable and r["relkind"] == "r":
+                assert r["relrowsecurity"], r["rel"]
+            if r["rel"] in readable and r["relkind"] == "v":
+                assert "security_invoker=true" in (r["reloptions"] or []), r["rel"]
     finally:
         db.execute("DROP ROLE jl_nobody")
 

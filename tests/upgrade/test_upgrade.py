@@ -104,7 +104,8 @@ def test_snapshot_sees_what_an_upgrade_could_miss(jobledger_server, fresh_snapsh
         " SET search_path = pg_catalog, jobledger, pg_temp AS $$ BEGIN RETURN NEW; END $$",
         "DROP INDEX jobledger.run_claim_idx",
         "COMMENT ON TABLE jobledger.job IS 'changed'",
-        "GRANT SELECT ON jobledger.run TO PUBLIC",
+        "GRANT INSERT ON jobledger.run TO PUBLIC",
+        "ALTER POLICY run_visible ON jobledger.run USING (true)",
         "ALTER TYPE jobledger.run_status ADD VALUE 'paused' BEFORE 'running'",
     ]
     with dbtools.scratch_database(jobledger_server) as conn:
