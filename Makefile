@@ -7,6 +7,8 @@
 #   make test                                   (fresh Debian, as root)
 
 PG_CONFIG ?= pg_config
+# Recipes (devenv.sh, the tests, the benchmarks) use the same server.
+export PG_CONFIG
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 
 # The one version source is sql/jobledger.control.
@@ -86,6 +88,15 @@ test: deps
 	$(MAKE) --no-print-directory install
 	$(DEVENV) start
 	env $$($(DEVENV) env) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks (bench/bench_*.py) against the private cluster; JSON to stdout
+# and build/bench.json.  BENCH=submit runs only those whose name has "submit".
+BENCH ?=
+.PHONY: bench
+bench: deps
+	$(MAKE) --no-print-directory install
+	$(DEVENV) start
+	env $$($(DEVENV) env) $(VENV)/bin/python bench/run.py $(BENCH)
 
 # The demo database: the private cluster with jobledger installed and its
 # ledger shown.  (Sample jobs and a runner join it with the runner.)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import uuid
 from typing import Any, Iterator
 
@@ -204,3 +206,9 @@ def snapshot_differences(a: dict[str, dict[str, str]], b: dict[str, dict[str, st
             if left.get(key) != right.get(key):
                 found.append(f"{aspect}: {key}: {left.get(key)!r} != {right.get(key)!r}")
     return found
+
+
+def pg_config(option: str) -> str:
+    """``pg_config option`` of the server under test: PG_CONFIG, as for make install."""
+    return subprocess.run([os.environ.get("PG_CONFIG") or "pg_config", option], check=True,
+                          capture_output=True, text=True).stdout.strip()

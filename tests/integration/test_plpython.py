@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import subprocess
 
 import psycopg
 import pytest
@@ -15,8 +14,7 @@ VERSION = assemble.current_version()
 
 
 def _pkglibdir() -> pathlib.Path:
-    return pathlib.Path(subprocess.run(["pg_config", "--pkglibdir"], check=True, capture_output=True,
-                                       text=True).stdout.strip())
+    return pathlib.Path(dbtools.pg_config("--pkglibdir"))
 
 
 def test_version_is_the_package_and_extension_version(db: psycopg.Connection) -> None:

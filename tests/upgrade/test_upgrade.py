@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-import subprocess
 
 import psycopg
 import pytest
@@ -63,10 +62,8 @@ def test_changing_released_sql_without_a_new_version_is_caught(sources: pathlib.
 
 def test_installed_scripts_are_the_assembled_ones() -> None:
     """`make install` ran with these sources (a stale install fails here)."""
-    sharedir = pathlib.Path(subprocess.run(["pg_config", "--sharedir"], check=True, capture_output=True,
-                                           text=True).stdout.strip()) / "extension"
-    libdir = subprocess.run(["pg_config", "--pkglibdir"], check=True, capture_output=True,
-                            text=True).stdout.strip() + "/jobledger"
+    sharedir = pathlib.Path(dbtools.pg_config("--sharedir")) / "extension"
+    libdir = dbtools.pg_config("--pkglibdir") + "/jobledger"
     for name, text in assemble.scripts().items():
         assert (sharedir / name).read_text() == text.replace(assemble.LIBDIR_MARK, libdir), name
 
