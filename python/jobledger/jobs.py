@@ -168,7 +168,8 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
     shape = key + (tuple(sorted((b.name, literal_type(b)) for b in bound.values())),)
     if shape not in _columns:
         _columns[shape] = preflight.query_columns(plpy, job, context["owner"], sql)
-    dest = preflight.destination_of_row(context, job, context["owner"], context["destination"], context["mode"])
+    dest = preflight.current_destination(plpy, context, job, context["owner"], context["destination"],
+                                         context["mode"])
     if (shape, dest) not in _fits:
         _check_fit(plpy, job, context["owner"], sql, dest, context["mode"], _columns[shape])
         _fits.add((shape, dest))
@@ -188,7 +189,7 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
 # Everything submit_job needs to know, in one query: the job's current
 # version, whether the calling role may submit it (the job's owner, a member
 # of that role, or a member of a role the job was granted to; a dropped role
-# counts as no one) and the destination as the owner may use it.  One row
+# counts as no one) and whether the destination changed (preflight.version_query).  One row
 # always; the job's columns are NULL when there is no such job.
 _SUBMIT_CONTEXT = """
 WITH me AS (SELECT jobledger.calling_role() AS role)
@@ -205,8 +206,8 @@ SELECT me.role, j.owner, v.version, v.query, v.params::text AS params, v.destina
   FROM me
   LEFT JOIN jobledger.job j ON j.name = $1
   LEFT JOIN jobledger.job_version v ON v.job = j.name AND v.version = j.current_version
-  LEFT JOIN LATERAL (""" + preflight.destination_query("v.destination", "j.owner", "($2::jsonb ->> v.mode)") + """
-  ) AS d ON v.version IS NOT NULL
+  LEFT JOIN LATERAL (""" + preflight.version_query("v.destination", "j.owner", "($2::jsonb ->> v.mode)") + """
+  ) AS d ON true
 """
 # $2 of _SUBMIT_CONTEXT: the privileges each mode needs, from the one table of them.
 _PRIVILEGES_JSON = json.dumps({mode: preflight.mode_privileges(mode) for mode in MODES})

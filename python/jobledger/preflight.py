@@ -92,28 +92,23 @@ def destination_of_row(row: Any, job: str, owner: str, name: str, mode: str) -> 
     )
 
 
-def destination_query(name: str, owner: str, privileges: str) -> str:
-    """A SELECT of one row describing a destination table, for ``destination_of_row``.
-
-    ``name``, ``owner`` and ``privileges`` are SQL expressions (parameters
-    such as ``$1`` or columns of an enclosing query, never values), so that
-    submit_job can ask this in the same query as the rest of its context.
-    The name is read as SQL reads it (parse_ident: quotes, case folding); an
-    unqualified one is in public.  ``dest_parts`` is NULL when the name has
-    not one or two parts, ``dest_qualified`` when there is no such table.
-    """
-    return f"""
+# One row describing a destination table, for ``destination_of_row``.  The
+# name ($1) is read as SQL reads it (parse_ident: quotes, case folding); an
+# unqualified one is in public.  ``dest_parts`` is NULL when the name has not
+# one or two parts, ``dest_qualified`` when there is no such table.  $2 is the
+# owner, $3 the privileges the mode needs.
+_DESTINATION = """
 SELECT CASE WHEN dn.p IS NOT NULL THEN pg_catalog.format('%I.%I', dn.p[1], dn.p[2]) END AS dest_parts,
        CASE WHEN dc.oid IS NOT NULL THEN pg_catalog.format('%I.%I', dns.nspname, dc.relname) END AS dest_qualified,
-       pg_catalog.has_schema_privilege({owner}, dns.oid, 'USAGE') AS dest_usage,
+       pg_catalog.has_schema_privilege($2, dns.oid, 'USAGE') AS dest_usage,
        -- Each privilege: given a list, has_table_privilege() wants any one of them.
-       NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(pg_catalog.string_to_array({privileges}, ',')) AS need
-                    WHERE NOT pg_catalog.has_table_privilege({owner}, dc.oid, need)) AS dest_allowed,
+       NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(pg_catalog.string_to_array($3, ',')) AS need
+                    WHERE NOT pg_catalog.has_table_privilege($2, dc.oid, need)) AS dest_allowed,
        EXISTS (SELECT 1 FROM pg_catalog.pg_index di WHERE di.indrelid = dc.oid AND di.indisprimary) AS dest_has_pk,
        cols.names AS dest_names, cols.types AS dest_types, cols.not_null AS dest_not_null,
        cols.has_default AS dest_has_default, cols.generated AS dest_generated
   FROM (SELECT CASE pg_catalog.array_length(p, 1) WHEN 1 THEN ARRAY['public', p[1]] WHEN 2 THEN p END AS p
-          FROM pg_catalog.parse_ident({name}) AS p) AS dn
+          FROM pg_catalog.parse_ident($1) AS p) AS dn
   LEFT JOIN (pg_catalog.pg_namespace dns
              JOIN pg_catalog.pg_class dc ON dns.oid = dc.relnamespace AND dc.relkind IN ('r', 'p'))
     ON dns.nspname = dn.p[1] AND dc.relname = dn.p[2]
@@ -127,7 +122,52 @@ SELECT CASE WHEN dn.p IS NOT NULL THEN pg_catalog.format('%I.%I', dn.p[1], dn.p[
         WHERE a.attrelid = dc.oid AND a.attnum > 0 AND NOT a.attisdropped) AS cols ON true"""
 
 
-_DESTINATION = destination_query("$1", "$2", "$3")
+def version_query(name: str, owner: str, privileges: str) -> str:
+    """A SELECT of at most one row that tells whether a destination changed, cheaply.
+
+    For ``current_destination``: submit_job asks it within its own query, so
+    ``name``, ``owner`` and ``privileges`` are SQL expressions over that
+    query's columns (never values).  ``name`` is a name as stored by
+    define_job (qualified and quoted).  A table's column definitions live in
+    its pg_attribute rows, and any change to one writes that row anew with a
+    newer xmin: the sum of their xmins moves with every change (ALTER TYPE,
+    SET NOT NULL, defaults, identity, renames, added and dropped columns).
+    A primary key lives in pg_index, so it is asked for; privileges are
+    evaluated every time.
+    """
+    return f"""
+SELECT dc.oid AS dest_oid,
+       (SELECT pg_catalog.sum(a.xmin::text::bigint) FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = dc.oid AND a.attnum > 0)::text AS dest_columns_version,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_index di WHERE di.indrelid = dc.oid AND di.indisprimary) AS dest_has_pk,
+       pg_catalog.has_schema_privilege({owner}, dc.relnamespace, 'USAGE') AS dest_usage,
+       NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(pg_catalog.string_to_array({privileges}, ',')) AS need
+                    WHERE NOT pg_catalog.has_table_privilege({owner}, dc.oid, need)) AS dest_allowed
+  FROM pg_catalog.pg_class dc
+ WHERE dc.oid = pg_catalog.to_regclass({name}) AND dc.relkind IN ('r', 'p')"""
+
+
+# (name, mode, owner, version_query row) -> the Destination it described.
+# A changed table has another row, so entries never go stale.
+_destinations: dict[tuple, Destination] = {}
+
+
+def current_destination(plpy: Any, row: Any, job: str, owner: str, name: str, mode: str) -> Destination:
+    """The destination as ``destination`` would return it, from a ``version_query``
+    row: looked up in full only when the table changed since this session
+    last looked, or when something is wrong with it (then ``destination``
+    raises the error)."""
+    if row["dest_oid"] is None or not row["dest_usage"] or not row["dest_allowed"]:
+        return destination(plpy, job, owner, name, mode)
+    key = (name, mode, owner, row["dest_oid"], row["dest_columns_version"], row["dest_has_pk"])
+    found = _destinations.get(key)
+    if found is None:
+        if len(_destinations) >= 1024:
+            _destinations.clear()
+        found = _destinations[key] = destination(plpy, job, owner, name, mode)
+    return found
+
+
 
 
 def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, str]]:

@@ -87,6 +87,7 @@ DIALECT = JobledgerPostgres()
 # Rendered SQL is checked by reading it back with sqlglot's own, unadjusted
 # PostgreSQL dialect.
 CHECK_DIALECT = "postgres"
+_CHECK = sqlglot.Dialect.get_or_raise(CHECK_DIALECT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -492,9 +493,13 @@ def string_node(text: str) -> exp.Expr:
     return exp.Literal.string(text)
 
 
-def plain_string_problem(sql: str) -> str | None:
-    """Describe the first plain string in ``sql`` whose meaning depends on the setting."""
-    for token in DIALECT.tokenize(sql):
+def plain_string_problem(sql: str, tokens: list[_Token] | None = None) -> str | None:
+    """Describe the first plain string in ``sql`` whose meaning depends on the setting.
+
+    ``tokens``: ``sql`` already tokenized (with either dialect: they differ
+    only in how escape strings decode, not in token types or positions).
+    """
+    for token in DIALECT.tokenize(sql) if tokens is None else tokens:
         source = sql[token.start : token.end + 1]
         if token.token_type in _PLAIN_STRING_TOKENS and "\\" in source:
             return f"the string {source[:40]!r} contains a backslash"
@@ -553,7 +558,8 @@ def round_trip_problem(tree: exp.Expr, sql: str) -> str | None:
     meaning depends on standard_conforming_strings.
     """
     try:
-        statements = [s for s in sqlglot.parse(sql, read=CHECK_DIALECT) if s is not None]
+        tokens = _CHECK.tokenize(sql)
+        statements = [s for s in _CHECK.parser().parse(tokens, sql) if s is not None]
     except (sqlglot.errors.SqlglotError, RecursionError) as error:
         return f"it does not parse: {error}"
     if len(statements) != 1:
@@ -563,7 +569,7 @@ def round_trip_problem(tree: exp.Expr, sql: str) -> str | None:
         return "a placeholder is left in it"
     if not same_tree(back, tree):
         return "it parses to a different tree"
-    return plain_string_problem(sql)
+    return plain_string_problem(sql, tokens)
 
 
 def same_tree(left: object, right: object) -> bool:

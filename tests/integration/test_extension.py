@@ -66,7 +66,28 @@ def test_every_function_pins_search_path(db: psycopg.Connection) -> None:
     ).fetchall()
     assert rows
     for row in rows:
+        if row["fn"] in INLINED:
+            continue
         assert row["proconfig"] == ["search_path=pg_catalog, jobledger, pg_temp"], row["fn"]
+
+
+# Internal SQL functions left without SET search_path so that PostgreSQL
+# inlines them into their (search_path-pinned) callers.
+INLINED = {"jobledger.calling_role()"}
+
+
+def test_inlined_functions_are_internal_and_inlined(db: psycopg.Connection) -> None:
+    for fn in INLINED:
+        row = db.execute(
+            "SELECT l.lanname, p.prosecdef, p.provolatile, p.proconfig,"
+            "       has_function_privilege('public', p.oid, 'EXECUTE') AS public"
+            "  FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE p.oid = %s::regprocedure",
+            (fn,),
+        ).fetchone()
+        assert row == {"lanname": "sql", "prosecdef": False, "provolatile": "s", "proconfig": None,
+                       "public": False}, fn
+        plan = db.execute(f"EXPLAIN (VERBOSE, FORMAT JSON) SELECT {fn}").fetchone()["QUERY PLAN"]
+        assert "calling_role" not in str(plan), plan  # replaced by its body
 
 
 def test_only_public_api_is_executable_by_everyone(db: psycopg.Connection) -> None:
