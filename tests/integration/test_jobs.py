@@ -221,6 +221,11 @@ def test_submit_checks_the_destination_as_it_is_now(tables) -> None:
     assert "bigint" in error.diag.message_detail and "integer" in error.diag.message_detail
     tables.execute("ALTER TABLE public.daily ALTER COLUMN n TYPE numeric")  # a widening
     submit(tables, params='{"day": "2026-11-03"}')
+    tables.execute("ALTER TABLE public.daily ALTER COLUMN note SET NOT NULL")  # only pg_attribute changes
+    error = refused(tables, "schema_mismatch", submit, params='{"day": "2026-11-04"}')
+    assert "note" in error.diag.message_detail
+    tables.execute("ALTER TABLE public.daily ALTER COLUMN note SET DEFAULT ''")
+    submit(tables, params='{"day": "2026-11-04"}')
     tables.execute("ALTER TABLE public.daily ADD COLUMN required text NOT NULL")
     error = refused(tables, "schema_mismatch", submit, params='{"day": "2026-11-04"}')
     assert "required" in error.diag.message_detail
@@ -251,3 +256,13 @@ def test_quoted_destination_names(tables) -> None:
     refused(tables, "invalid_argument", define, name="other", destination="a.b.c")
     refused(tables, "invalid_argument", define, name="other", destination='"unterminated')
     refused(tables, "destination_missing", define, name="other", destination="Reports.Daily")
+
+
+def test_merge_submit_notices_a_dropped_primary_key(tables) -> None:
+    assert define(tables, name="keyed", destination="keyed", mode="merge",
+                  query="SELECT CAST({day} AS date) AS day, 1::bigint AS n",
+                  params=json.dumps({"day": {"type": "date"}})) == 1
+    submit(tables, job="keyed", params='{"day": "2026-11-01"}')
+    tables.execute("ALTER TABLE public.keyed DROP CONSTRAINT keyed_pkey")  # pg_index only
+    error = refused(tables, "schema_mismatch", submit, job="keyed", params='{"day": "2026-11-02"}')
+    assert "primary key" in str(error)
