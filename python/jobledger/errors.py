@@ -24,6 +24,11 @@ SQLSTATES: dict[str, str] = {
     "version_mismatch": "55000",  # object_not_in_prerequisite_state
     "invalid_argument": "22023",
     "job_busy": "55006",  # object_in_use
+    # Arrow results and Parquet datasets.
+    "unsupported_type": "0A000",  # feature_not_supported: a column type with no Arrow mapping
+    "value_not_representable": "22003",  # numeric_value_out_of_range: NaN numeric, infinite dates
+    "result_too_large": "54000",  # program_limit_exceeded: the result passed its size cap
+    "dataset_conflict": "40001",  # serialization_failure: concurrent commits kept winning
 }
 
 DETAIL_PREFIX = "category: "
