@@ -25,7 +25,8 @@ has it in words, for the README):
   ±Infinity values fail the run (``value_not_representable``).
 * ``timestamp`` → ``timestamp[us]`` (no zone, as written); ``timestamptz`` →
   ``timestamp[us, tz=UTC]``: the instant, whatever the session's TimeZone.
-  ±infinity fails the run.
+  ±infinity fails the run, and so do years after 294246 (Arrow counts
+  microseconds from 1970 in 64 bits; PostgreSQL goes on to 294276).
 * ``uuid`` → Arrow's canonical ``arrow.uuid`` extension type (16 bytes; Parquet
   UUID), ``json``/``jsonb`` → the canonical ``arrow.json`` extension type (the
   JSON text; Parquet JSON).  Readers without the extensions see
@@ -83,8 +84,9 @@ MAPPING_TABLE: tuple[tuple[str, str, str], ...] = (
     ("text, character varying(n), character(n), name", "string", "character(n) keeps its blanks"),
     ("boolean", "bool", ""),
     ("date", "date32", "±infinity fails the run"),
-    ("timestamp(p)", "timestamp[us]", "±infinity fails the run"),
-    ("timestamp(p) with time zone", "timestamp[us, tz=UTC]", "the instant, any session TimeZone"),
+    ("timestamp(p)", "timestamp[us]", "±infinity and years after 294246 fail the run"),
+    ("timestamp(p) with time zone", "timestamp[us, tz=UTC]",
+     "the instant, whatever the session's TimeZone; ±infinity and years after 294246 fail the run"),
     ("uuid", "uuid", "arrow.uuid extension, fixed_size_binary(16) storage"),
     ("json, jsonb", "json", "arrow.json extension, string storage: the JSON text"),
     ("bytea", "binary", ""),
