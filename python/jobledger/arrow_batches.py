@@ -169,17 +169,6 @@ def _batches(
         yield pyarrow.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def record_batch(columns: collections.abc.Sequence[arrow_types.MappedColumn],
-                 rows_: collections.abc.Sequence[collections.abc.Sequence[Any]]) -> pyarrow.RecordBatch:
-    """A batch from rows as ``stream``'s loaders give them (dates and timestamps as
-    PostgreSQL's integers, uuid as bytes, json as text); for tests and callers
-    with rows in hand."""
-    schema = arrow_schema.schema([(c.name, c.arrow) for c in columns])
-    values = list(zip(*rows_)) if rows_ else [() for _ in columns]
-    arrays = [_array(list(v), arrow_types.parse(c.arrow), c.name) for v, c in zip(values, columns)]
-    return pyarrow.RecordBatch.from_arrays(arrays, schema=schema)
-
-
 # --- values to arrays --------------------------------------------------------
 
 
