@@ -24,6 +24,8 @@ SQLSTATES: dict[str, str] = {
     "version_mismatch": "55000",  # object_not_in_prerequisite_state
     "invalid_argument": "22023",
     "job_busy": "55006",  # object_in_use
+    "unknown_run": "42704",  # undefined_object
+    "run_fenced": "55000",  # object_not_in_prerequisite_state
     # Arrow results and Parquet datasets.
     "unsupported_type": "0A000",  # feature_not_supported: a column type with no Arrow mapping
     "value_not_representable": "22003",  # numeric_value_out_of_range: NaN numeric, infinite dates

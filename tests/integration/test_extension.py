@@ -39,6 +39,7 @@ PUBLIC_FUNCTIONS = {
     "jobledger.grant_job(text,regrole)",
     "jobledger.revoke_job(text,regrole)",
     "jobledger.drop_job(text)",
+    "jobledger.cancel_run(uuid)",
 }
 
 

@@ -1,0 +1,297 @@
+-- The runner's state transitions: claim, complete, fail, heartbeat, release.
+--
+-- Only runners call these (REVOKE ... FROM PUBLIC; grant EXECUTE to the
+-- runner's role, see README "The runner").  Every transition of a claimed
+-- run is fenced: it applies only while the run is still `running` with the
+-- caller's attempt and worker, so a runner that lost its run (reconciled
+-- after its lease, cancelled) can never overwrite what happened since.
+
+CREATE OR REPLACE FUNCTION jobledger.claim_runs(worker text, max_runs integer DEFAULT 1)
+RETURNS TABLE (
+    id uuid,
+    job text,
+    job_version integer,
+    attempt integer,
+    max_attempts integer,
+    rendered_sql text,
+    parameters jsonb,
+    mode text,
+    owner name,
+    timeout_ms bigint,
+    destination text,
+    destination_schema name,
+    destination_table name,
+    primary_key name[],
+    created_at timestamptz,
+    started_at timestamptz
+)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    -- The connection calling this is the one that executes what it claims:
+    -- its pid and backend_start let reconcile_orphaned see it die, and let
+    -- cancel_run signal exactly it.
+    my_start timestamptz;
+BEGIN
+    IF claim_runs.worker IS NULL OR claim_runs.worker = '' THEN
+        RAISE EXCEPTION 'claim_runs needs a worker name'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
+    IF claim_runs.max_runs IS NULL OR claim_runs.max_runs NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'max_runs must be between 1 and 1000, not %', claim_runs.max_runs
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
+    SELECT a.backend_start INTO my_start
+      FROM pg_catalog.pg_stat_activity AS a
+     WHERE a.pid = pg_catalog.pg_backend_pid();
+
+    RETURN QUERY
+    WITH candidates AS (
+        -- 1. The runnable pending runs, best first: highest priority, then
+        --    the earliest due, then the oldest.  This matches run_claim_idx
+        --    (partial: status = 'pending') column for column, so the scan
+        --    walks the index in order and stops after max_runs rows.
+        -- 2. FOR UPDATE SKIP LOCKED: a run another claimer is taking right
+        --    now is skipped, not waited for, so concurrent runners never
+        --    block each other nor take the same run.  Under READ COMMITTED a
+        --    row changed since our snapshot is re-checked after locking
+        --    (status must still be pending).
+        SELECT r.id
+          FROM jobledger.run AS r
+         WHERE r.status = 'pending'
+           AND r.run_after <= pg_catalog.now()
+         ORDER BY r.priority DESC, r.run_after, r.created_at
+         LIMIT claim_runs.max_runs
+           FOR UPDATE OF r SKIP LOCKED
+    ),
+    claimed AS (
+        -- 3. Mark them running: the next attempt, this worker and backend,
+        --    the start time (also the first heartbeat).
+        UPDATE jobledger.run AS r
+           SET status = 'running',
+               attempt = r.attempt + 1,
+               worker = claim_runs.worker,
+               backend_pid = pg_catalog.pg_backend_pid(),
+               backend_start = my_start,
+               started_at = pg_catalog.now(),
+               heartbeat_at = pg_catalog.now(),
+               cancel_requested = false
+          FROM candidates AS c
+         WHERE r.id = c.id
+        RETURNING r.*
+    ),
+    opened AS (
+        -- 4. Open the attempt's row in the history.
+        INSERT INTO jobledger.run_attempt (run, attempt, worker, backend_pid, started_at)
+        SELECT c.id, c.attempt, c.worker, c.backend_pid, c.started_at
+          FROM claimed AS c
+    )
+    -- 5. What the runner needs to execute each run: the job version's mode,
+    --    owner and timeout, and the destination as the catalog has it now
+    --    (NULL if it was dropped since the run was submitted), with its
+    --    primary key for merge.
+    SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql, c.parameters,
+           v.mode, j.owner,
+           (EXTRACT(epoch FROM v.timeout) * 1000)::bigint,
+           v.destination, n.nspname, t.relname,
+           CASE WHEN v.mode = 'merge' THEN
+               (SELECT pg_catalog.array_agg(a.attname ORDER BY k.ord)
+                  FROM pg_catalog.pg_index AS i
+                 CROSS JOIN LATERAL pg_catalog.unnest(i.indkey) WITH ORDINALITY AS k (attnum, ord)
+                  JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                 WHERE i.indrelid = t.oid AND i.indisprimary)
+           END,
+           c.created_at, c.started_at
+      FROM claimed AS c
+      JOIN jobledger.job_version AS v ON v.job = c.job AND v.version = c.job_version
+      JOIN jobledger.job AS j ON j.name = c.job
+      LEFT JOIN pg_catalog.pg_class AS t ON t.oid = pg_catalog.to_regclass(v.destination)
+      LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
+     ORDER BY c.priority DESC, c.run_after, c.created_at;
+END
+$$;
+COMMENT ON FUNCTION jobledger.claim_runs(text, integer) IS
+    'Runner only: claims up to max_runs runnable pending runs (priority, then age; FOR UPDATE SKIP LOCKED), marks them running with this worker, the next attempt and the calling connection''s backend (which must be the one that executes them), opens their attempts, and returns what executing them needs.';
+REVOKE ALL ON FUNCTION jobledger.claim_runs(text, integer) FROM PUBLIC;
+
+
+CREATE OR REPLACE FUNCTION jobledger.complete_run(run uuid, attempt integer, worker text, rows_written bigint)
+RETURNS void
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+DECLARE
+    status_now jobledger.run_status;
+BEGIN
+    -- Called in the transaction that wrote the destination.  The fence: only
+    -- a run still running with this attempt on this worker succeeds.
+    -- clock_timestamp(): now() is when the run's transaction began.
+    UPDATE jobledger.run AS r
+       SET status = 'succeeded',
+           finished_at = pg_catalog.clock_timestamp(),
+           heartbeat_at = pg_catalog.clock_timestamp(),
+           rows_written = complete_run.rows_written,
+           error = NULL,
+           error_sqlstate = NULL,
+           error_category = NULL
+     WHERE r.id = complete_run.run
+       AND r.status = 'running'
+       AND r.attempt = complete_run.attempt
+       AND r.worker = complete_run.worker;
+    IF NOT FOUND THEN
+        -- Raise rather than return false: the caller's transaction, and so
+        -- its write to the destination, cannot commit, even if the caller
+        -- pipelined its COMMIT or forgot to look at a result.
+        SELECT r.status INTO status_now FROM jobledger.run AS r WHERE r.id = complete_run.run;
+        RAISE EXCEPTION 'run % attempt % is no longer running on worker % (it is %)',
+                complete_run.run, complete_run.attempt, complete_run.worker, coalesce(status_now::text, 'gone')
+            USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'category: run_fenced',
+                  HINT = 'The run was cancelled, or taken over after its lease expired; this attempt''s writes roll back.';
+    END IF;
+    UPDATE jobledger.run_attempt AS a
+       SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp()
+     WHERE a.run = complete_run.run AND a.attempt = complete_run.attempt;
+END
+$$;
+COMMENT ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint) IS
+    'Runner only, in the transaction that wrote the destination: flips the run to succeeded with rows_written if it is still running with this attempt on this worker; otherwise raises (category run_fenced) so that the whole transaction, write included, rolls back.';
+REVOKE ALL ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint) FROM PUBLIC;
+
+
+CREATE OR REPLACE FUNCTION jobledger.fail_run(
+    run uuid,
+    attempt integer,
+    worker text,
+    error text,
+    error_sqlstate text DEFAULT NULL,
+    error_category text DEFAULT 'execution_error',
+    retry boolean DEFAULT false,
+    backoff interval DEFAULT '1 second'
+)
+RETURNS jobledger.run_status
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+DECLARE
+    current jobledger.run;
+    again boolean;
+BEGIN
+    IF fail_run.error IS NULL OR fail_run.error = '' THEN
+        RAISE EXCEPTION 'fail_run needs an error'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
+    IF fail_run.backoff IS NULL OR fail_run.backoff < interval '0' THEN
+        RAISE EXCEPTION 'the backoff must not be negative'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
+    -- The fence (and the lock): a run that is no longer this attempt's was
+    -- decided by someone else (cancel_run, reconcile_orphaned); leave it.
+    SELECT r.* INTO current
+      FROM jobledger.run AS r
+     WHERE r.id = fail_run.run
+       AND r.status = 'running'
+       AND r.attempt = fail_run.attempt
+       AND r.worker = fail_run.worker
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    again := fail_run.retry AND current.attempt < current.max_attempts;
+
+    UPDATE jobledger.run_attempt AS a
+       SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
+           error = fail_run.error, error_sqlstate = fail_run.error_sqlstate
+     WHERE a.run = fail_run.run AND a.attempt = fail_run.attempt;
+
+    -- A retry waits backoff * 2^(attempt - 1), at most an hour.  The error
+    -- stays on the run while the retry is pending, so psql shows why.
+    UPDATE jobledger.run AS r
+       SET status = CASE WHEN again THEN 'pending'::jobledger.run_status ELSE 'failed'::jobledger.run_status END,
+           run_after = CASE WHEN again
+                            THEN pg_catalog.clock_timestamp()
+                                 + LEAST(fail_run.backoff * pg_catalog.power(2, current.attempt - 1),
+                                         interval '1 hour')
+                            ELSE r.run_after END,
+           finished_at = CASE WHEN again THEN NULL ELSE pg_catalog.clock_timestamp() END,
+           started_at = CASE WHEN again THEN NULL ELSE r.started_at END,
+           worker = CASE WHEN again THEN NULL ELSE r.worker END,
+           backend_pid = CASE WHEN again THEN NULL ELSE r.backend_pid END,
+           backend_start = CASE WHEN again THEN NULL ELSE r.backend_start END,
+           heartbeat_at = CASE WHEN again THEN NULL ELSE r.heartbeat_at END,
+           error = fail_run.error,
+           error_sqlstate = fail_run.error_sqlstate,
+           error_category = fail_run.error_category
+     WHERE r.id = fail_run.run;
+    RETURN CASE WHEN again THEN 'pending'::jobledger.run_status ELSE 'failed'::jobledger.run_status END;
+END
+$$;
+COMMENT ON FUNCTION jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval) IS
+    'Runner only: records a failed attempt (error, SQLSTATE, category). With retry and attempts left the run goes back to pending after backoff * 2^(attempt-1) (at most an hour), else it fails. Fenced like complete_run; returns the new status, or NULL if the run was no longer this attempt''s.';
+REVOKE ALL ON FUNCTION jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval) FROM PUBLIC;
+
+
+CREATE OR REPLACE FUNCTION jobledger.heartbeat(worker text, runs uuid[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+DECLARE
+    touched integer;
+BEGIN
+    -- SKIP LOCKED: a locked run is being completed, failed or cancelled right
+    -- now; its heartbeat no longer matters and the caller must not wait.
+    UPDATE jobledger.run AS r
+       SET heartbeat_at = pg_catalog.clock_timestamp()
+     WHERE r.id IN (SELECT l.id
+                      FROM jobledger.run AS l
+                     WHERE l.id = ANY (heartbeat.runs)
+                       AND l.status = 'running'
+                       AND l.worker = heartbeat.worker
+                       FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS touched = ROW_COUNT;
+    RETURN touched;
+END
+$$;
+COMMENT ON FUNCTION jobledger.heartbeat(text, uuid[]) IS
+    'Runner only: advances heartbeat_at of the given runs still running on this worker, so reconcile_orphaned''s lease does not take them; returns how many.';
+REVOKE ALL ON FUNCTION jobledger.heartbeat(text, uuid[]) FROM PUBLIC;
+
+
+CREATE OR REPLACE FUNCTION jobledger.release_run(run uuid, attempt integer, worker text)
+RETURNS boolean
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+BEGIN
+    -- A runner shutting down gives back a run it had to interrupt: the
+    -- attempt rolled back and was nobody's fault, so it does not count (the
+    -- run keeps its place in line and its attempts) and leaves no history.
+    UPDATE jobledger.run AS r
+       SET status = 'pending',
+           attempt = r.attempt - 1,
+           started_at = NULL,
+           worker = NULL,
+           backend_pid = NULL,
+           backend_start = NULL,
+           heartbeat_at = NULL
+     WHERE r.id = release_run.run
+       AND r.status = 'running'
+       AND r.attempt = release_run.attempt
+       AND r.worker = release_run.worker;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    DELETE FROM jobledger.run_attempt AS a WHERE a.run = release_run.run AND a.attempt = release_run.attempt;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION jobledger.release_run(uuid, integer, text) IS
+    'Runner only, when shutting down: puts a run it interrupted back to pending without counting the attempt. Fenced like complete_run; returns whether it did.';
+REVOKE ALL ON FUNCTION jobledger.release_run(uuid, integer, text) FROM PUBLIC;
