@@ -126,14 +126,15 @@ SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
     status_now jobledger.run_status;
+    -- clock_timestamp(): now() is when the run's transaction began.
+    finished timestamptz := pg_catalog.clock_timestamp();
 BEGIN
     -- Called in the transaction that wrote the destination.  The fence: only
     -- a run still running with this attempt on this worker succeeds.
-    -- clock_timestamp(): now() is when the run's transaction began.
     UPDATE jobledger.run AS r
        SET status = 'succeeded',
-           finished_at = pg_catalog.clock_timestamp(),
-           heartbeat_at = pg_catalog.clock_timestamp(),
+           finished_at = finished,
+           heartbeat_at = finished,
            rows_written = complete_run.rows_written,
            error = NULL,
            error_sqlstate = NULL,
@@ -153,7 +154,7 @@ BEGIN
                   HINT = 'The run was cancelled, or taken over after its lease expired; this attempt''s writes roll back.';
     END IF;
     UPDATE jobledger.run_attempt AS a
-       SET status = 'succeeded', finished_at = pg_catalog.clock_timestamp()
+       SET status = 'succeeded', finished_at = finished
      WHERE a.run = complete_run.run AND a.attempt = complete_run.attempt;
 END
 $$;

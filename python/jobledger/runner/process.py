@@ -1,0 +1,328 @@
+"""One runner process: executor threads, the control loop, signals, drain.
+
+Threads, not asyncio: each executor spends its time waiting on its own
+connection (psycopg releases the GIL there), and a blocking executor is easy
+to interrupt (a cancel request on its connection).  ``--concurrency N`` is N
+executor threads with one connection each; the main thread drives the
+control connection (listen.Control).  Any number of such processes, on any
+number of machines, share one database: claim_runs' SKIP LOCKED splits the
+work and the fenced transitions keep every run's outcome single.
+
+Shutdown (SIGTERM/SIGINT): stop claiming; runs in flight get ``grace``
+seconds to finish; then their queries are cancelled and the runs released
+back to pending (the interrupted attempt does not count).  A second signal
+ends the grace period at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+import psycopg
+
+import jobledger
+from jobledger.runner import claim, execute, listen, queries
+
+log = logging.getLogger("jobledger.runner")
+
+REQUIRED_EXTENSION = (0, 3, 0)
+
+
+class StartupError(Exception):
+    """The runner cannot start here (no server, no extension, too old)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What ``jobledger runner`` was told (see the CLI for each option)."""
+
+    conninfo: str = ""
+    concurrency: int = 2
+    drain: bool = False
+    worker: str | None = None
+    poll_interval: float = 1.0
+    lease: float | None = None  # seconds; None: the database's jobledger.lease, else 1 minute
+    grace: float = 30.0
+    retry_backoff: float = 1.0
+    check_interval: str = "1s"
+
+
+def default_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Wakeups:
+    """"There may be work": NOTIFYs and reconciles wake the idle executors.
+
+    A generation counter rather than an Event: an executor remembers the
+    generation before it claims, so a wake-up that arrives during its claim
+    is not lost."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.generation = 0
+
+    def wake(self) -> None:
+        with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self.generation != seen, timeout)
+
+
+class Executor(threading.Thread):
+    """Claims a run on its own connection, executes it, and again."""
+
+    def __init__(self, runner: Runner, index: int) -> None:
+        super().__init__(name=f"executor-{index}", daemon=True)
+        self.runner = runner
+        self.index = index
+        self.conn: psycopg.Connection | None = None
+        self.current: claim.ClaimedRun | None = None
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except Exception:
+            log.exception("executor %d stopped on an unexpected error", self.index)
+        finally:
+            if self.conn is not None:
+                self.conn.close()
+            self.runner.wakeups.wake()  # the control loop may be waiting for us
+
+    def cancel_current(self) -> None:
+        """Cancel the running query (grace period over); the run is released."""
+        with self._lock:
+            if self.current is not None and self.conn is not None:
+                log.info("cancelling run %s to release it", self.current.id)
+                self.conn.cancel_safe(timeout=5.0)
+
+    def _connect(self) -> bool:
+        runner = self.runner
+        for delay in listen.RECONNECT_DELAYS:
+            if runner.stopping.is_set() and self.current is None:
+                return False
+            try:
+                self.conn = runner.connect(f"jobledger exec {runner.worker}")
+                self.conn.execute(queries.get("executor_session"),
+                                  {"check_interval": runner.config.check_interval})
+                return True
+            except psycopg.OperationalError as exc:
+                log.warning("executor %d cannot connect: %s", self.index, str(exc).strip())
+                self.conn = None
+                runner.sleep(delay)
+        return False
+
+    def _loop(self) -> None:
+        runner = self.runner
+        queue: list[claim.ClaimedRun] = []
+        # The wake-up generation before the last claim that found nothing.
+        seen: int | None = None
+        while True:
+            if runner.stopping.is_set():
+                self._give_back(queue)
+                return
+            if seen is not None:
+                if runner.config.drain:
+                    return
+                runner.wakeups.wait(seen, runner.config.poll_interval)
+                seen = None
+                continue
+            if self.conn is None and not self._connect():
+                continue
+            assert self.conn is not None
+            if not queue:
+                generation = runner.wakeups.generation
+                try:
+                    queue = claim.claim(self.conn, runner.worker)
+                except psycopg.OperationalError as exc:
+                    log.warning("executor %d lost its connection: %s", self.index, str(exc).strip())
+                    self.conn.close()
+                    self.conn = None
+                    continue
+                if not queue:
+                    seen = generation
+                continue
+            run = queue.pop(0)
+            generation = runner.wakeups.generation
+            claimed = self._execute(run, claim_next=not queue)
+            if claimed is not None:
+                queue.extend(claimed)
+                if not claimed:
+                    seen = generation
+
+    def _give_back(self, queue: list[claim.ClaimedRun]) -> None:
+        """Claimed as the stop came, never started: release them untouched."""
+        for run in queue:
+            if self.conn is None:
+                break  # reconcile_orphaned will (the backend that claimed it is gone)
+            try:
+                execute.release(self.conn, run, self.runner.worker)
+            except psycopg.OperationalError:
+                break
+
+    def _execute(self, run: claim.ClaimedRun, claim_next: bool) -> list[claim.ClaimedRun] | None:
+        """Execute ``run``; the runs claimed after it (None: no claim made)."""
+        runner = self.runner
+        claim_next = claim_next and not runner.stopping.is_set()
+        with self._lock:
+            self.current = run
+        try:
+            try:
+                assert self.conn is not None
+                result = execute.execute(
+                    self.conn, run, runner.worker, columns=runner.columns, backoff=runner.config.retry_backoff,
+                    releasing=runner.releasing.is_set, claim_next=claim_next)
+            except execute.ConnectionLost as lost:
+                log.warning("run %s: lost the connection (%s)", run.id, lost.failure.error)
+                assert self.conn is not None
+                self.conn.close()
+                self.conn = None
+                result = execute.Result(self._record_lost(run, lost.failure))
+        finally:
+            with self._lock:
+                self.current = None
+        log.debug("run %s (job %s) attempt %d: %s%s", run.id, run.job, run.attempt, result.outcome.value,
+                  f", {result.rows_written} rows" if result.rows_written is not None else "")
+        return result.claimed
+
+    def _record_lost(self, run: claim.ClaimedRun, failure: execute.Failure) -> execute.Outcome:
+        """Record a run whose connection died, on a new one.  If none can be
+        had, reconcile_orphaned recovers the run (its backend is gone)."""
+        if not self._connect() or self.conn is None:
+            return execute.Outcome.FENCED
+        try:
+            if self.runner.releasing.is_set():
+                return execute.release(self.conn, run, self.runner.worker)
+            return execute.record(self.conn, run, self.runner.worker, failure, self.runner.config.retry_backoff)
+        except psycopg.OperationalError:
+            self.conn.close()
+            self.conn = None
+            return execute.Outcome.FENCED
+
+
+class Runner:
+    """A runner process: ``run()`` returns when drained or shut down."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.worker = config.worker or default_worker()
+        self.wakeups = Wakeups()
+        self.stopping = threading.Event()
+        self.releasing = threading.Event()
+        self.columns = execute.OutputColumns()
+        self.executors: list[Executor] = []
+        self.lease = config.lease or 60.0
+        self.heartbeat_every = 10.0
+        self._grace_deadline: float | None = None
+
+    # ---- connections ----------------------------------------------------
+
+    def connect(self, application_name: str) -> psycopg.Connection:
+        """A connection with the standard libpq settings (PG*, --dsn, DATABASE_URL)."""
+        return psycopg.connect(self.config.conninfo, autocommit=True, application_name=application_name[:63])
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep before a retry; a stop cuts it short (but a stopping runner
+        still waits a little between its last tries to record a run)."""
+        if self.stopping.is_set():
+            time.sleep(min(seconds, 0.5))
+        else:
+            self.stopping.wait(seconds)
+
+    def check_server(self) -> None:
+        """Refuse to start without a database that has jobledger 0.3.0 or later."""
+        try:
+            with self.connect(f"jobledger check {self.worker}") as conn:
+                row = conn.execute(queries.get("extension_version")).fetchone()
+                if row is None:
+                    raise StartupError(f"the extension jobledger is not installed in database {conn.info.dbname}")
+                version = tuple(int(part) for part in row[0].split("."))
+                if version < REQUIRED_EXTENSION:
+                    raise StartupError(
+                        f"database {conn.info.dbname} has jobledger {row[0]}; the runner "
+                        f"{jobledger.__version__} needs {'.'.join(map(str, REQUIRED_EXTENSION))} or later "
+                        "(ALTER EXTENSION jobledger UPDATE)")
+                if self.config.lease is None:
+                    lease = conn.execute(queries.get("default_lease")).fetchone()[0]
+                    self.lease = lease.total_seconds()
+        except psycopg.OperationalError as exc:
+            raise StartupError(f"cannot connect to the database: {str(exc).strip()}") from exc
+        except psycopg.Error as exc:
+            raise StartupError(f"cannot start: {str(exc).strip()}") from exc
+        # A few heartbeats per lease, and never rarer than every 10 seconds.
+        self.heartbeat_every = max(0.05, min(self.lease / 4, 10.0))
+
+    # ---- state shared with the threads --------------------------------
+
+    def running_runs(self) -> list[uuid.UUID]:
+        found = []
+        for executor in self.executors:
+            current = executor.current
+            if current is not None:
+                found.append(current.id)
+        return found
+
+    def finished(self) -> bool:
+        return not any(executor.is_alive() for executor in self.executors)
+
+    def stop(self, *_: Any) -> None:
+        if self.stopping.is_set():
+            log.info("second signal: releasing the runs in flight now")
+            self._grace_deadline = time.monotonic()
+            return
+        log.info("stopping: no new runs; %.0f s for the runs in flight", self.config.grace)
+        self._grace_deadline = time.monotonic() + self.config.grace
+        self.stopping.set()
+        self.wakeups.wake()
+
+    def check_grace(self) -> None:
+        """Past the grace period: cancel the runs in flight, to release them."""
+        if self._grace_deadline is None or time.monotonic() < self._grace_deadline:
+            return
+        if not self.releasing.is_set():
+            self.releasing.set()
+        for executor in self.executors:
+            executor.cancel_current()
+        self._grace_deadline = time.monotonic() + 1.0  # and again, should one slip through
+
+    # ---- the process ----------------------------------------------------
+
+    def run(self) -> int:
+        self.check_server()
+        log.info("runner %s: %d executor(s)%s, lease %.1f s", self.worker, self.config.concurrency,
+                 ", draining" if self.config.drain else "", self.lease)
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                handlers[signum] = signal.signal(signum, self.stop)
+        control = listen.Control(self)
+        try:
+            control.start()
+            self.executors = [Executor(self, i) for i in range(self.config.concurrency)]
+            for executor in self.executors:
+                executor.start()
+            control.serve()
+        except psycopg.OperationalError as exc:
+            raise StartupError(f"cannot start: {str(exc).strip()}") from exc
+        finally:
+            self.stopping.set()
+            self.wakeups.wake()
+            for executor in self.executors:
+                executor.join()
+            control.close()
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+        log.info("runner %s: done", self.worker)
+        return 0

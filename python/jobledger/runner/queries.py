@@ -1,0 +1,36 @@
+"""The runner's SQL, read from queries.sql (named blocks, as procrastinate does).
+
+Keeping the statements in a .sql file keeps them reviewable as SQL and out of
+string formatting: values are bound parameters, identifiers go through
+``psycopg.sql.Identifier`` in the blocks written as psycopg.sql templates.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+
+_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.M)
+
+
+def parse(text: str) -> dict[str, str]:
+    """{name: statement} of every ``-- name: <name>`` block in ``text``."""
+    parts = _HEADER.split(text)
+    blocks: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2]):
+        if name in blocks:
+            raise ValueError(f"queries.sql defines {name!r} twice")
+        blocks[name] = body.strip()
+    return blocks
+
+
+def load() -> dict[str, str]:
+    return parse(importlib.resources.files(__package__).joinpath("queries.sql").read_text(encoding="utf-8"))
+
+
+QUERIES = load()
+
+
+def get(name: str) -> str:
+    """The statement named ``name``; a typo fails loudly at the call site."""
+    return QUERIES[name]

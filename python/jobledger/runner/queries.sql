@@ -1,0 +1,101 @@
+-- The runner's SQL, one named block each (loaded by jobledger.runner.queries).
+-- Values are always bound (%(name)s); the statements that need identifiers
+-- (the destination, its columns) are psycopg.sql templates ({name}) filled
+-- with sql.Identifier.  The job's rendered SQL is the only text spliced in,
+-- and it comes from the ledger, where submit_job stored it.
+
+-- name: extension_version
+-- The installed extension: the runner needs the functions of 0.3.0.
+SELECT e.extversion
+  FROM pg_catalog.pg_extension AS e
+ WHERE e.extname = 'jobledger'
+
+-- name: default_lease
+-- The lease reconcile_orphaned applies when not told one (see its comment).
+SELECT coalesce(nullif(pg_catalog.current_setting('jobledger.lease', true), ''),
+                '1 minute')::interval AS lease
+
+-- name: executor_session
+-- Executor connections: a backend whose client died stops its query within
+-- a second (otherwise a kill -9'd runner's query runs on to its end).
+SELECT pg_catalog.set_config('client_connection_check_interval', %(check_interval)s, false)
+
+-- name: listen
+LISTEN jobledger_runs
+
+-- name: claim_runs
+SELECT c.* FROM jobledger.claim_runs(%(worker)s, %(max_runs)s) AS c
+
+-- name: run_context
+-- The start of a run's transaction: everything LOCAL, so it ends with it.
+-- The job owner's role; its timeout (0: none); the search_path the template
+-- was checked with; and the run's id in application_name, which is how
+-- cancel_run and reconcile_orphaned know this backend executes this run.
+SELECT pg_catalog.set_config('role', %(owner)s, true),
+       pg_catalog.set_config('statement_timeout', %(timeout_ms)s, true),
+       pg_catalog.set_config('search_path', %(search_path)s, true),
+       pg_catalog.set_config('application_name', %(application_name)s, true)
+
+-- name: describe_context
+-- Finding the columns a run's query produces: parsed (never executed) as the
+-- job's owner (parsing checks USAGE on schemas) with the template's search_path.
+SELECT pg_catalog.set_config('role', %(owner)s, true),
+       pg_catalog.set_config('search_path', %(search_path)s, true)
+
+-- name: append
+INSERT INTO {destination} ({columns}) (
+{query}
+)
+
+-- name: overwrite_lock
+-- overwrite, step 1: one overwrite of a table at a time.  SHARE ROW EXCLUSIVE
+-- conflicts with itself and with writers, not with readers.  Without it, two
+-- overwrites running together would both keep their rows: under READ
+-- COMMITTED the second DELETE waits for the first, then skips the rows it
+-- deleted and cannot see the ones it inserted.  (Needs DELETE, which the
+-- owner of an overwrite job has.)
+LOCK TABLE {destination} IN SHARE ROW EXCLUSIVE MODE
+
+-- name: overwrite_delete
+-- overwrite, step 2: DELETE, not TRUNCATE.  Readers keep seeing the old rows
+-- (MVCC) until the run commits, then the new ones, never an empty or partial
+-- table; TRUNCATE would take ACCESS EXCLUSIVE and is not MVCC-safe.  The
+-- query runs after this, so it must not read its own destination.
+DELETE FROM {destination}
+
+-- name: merge
+-- Upsert on the primary key, updating every other column the query produces.
+INSERT INTO {destination} ({columns}) (
+{query}
+)
+ON CONFLICT ({key}) DO UPDATE SET {assignments}
+
+-- name: merge_keys_only
+-- The query produces key columns only: new keys are inserted, known ones kept.
+INSERT INTO {destination} ({columns}) (
+{query}
+)
+ON CONFLICT ({key}) DO NOTHING
+
+-- name: merge_assignment
+{column} = EXCLUDED.{column}
+
+-- name: reset_role
+-- Back to the runner's own role: complete_run is the runner's, not the owner's.
+RESET ROLE
+
+-- name: complete_run
+SELECT jobledger.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
+
+-- name: fail_run
+SELECT jobledger.fail_run(%(run)s, %(attempt)s, %(worker)s, %(error)s, %(sqlstate)s, %(category)s,
+                          %(retry)s, %(backoff)s) AS status
+
+-- name: release_run
+SELECT jobledger.release_run(%(run)s, %(attempt)s, %(worker)s) AS released
+
+-- name: heartbeat
+SELECT jobledger.heartbeat(%(worker)s, %(runs)s::uuid[]) AS touched
+
+-- name: reconcile_orphaned
+SELECT jobledger.reconcile_orphaned(%(reason)s, %(lease)s) AS changed
