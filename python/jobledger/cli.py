@@ -54,6 +54,10 @@ def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if log_level.lower() != "debug":
+        # psycopg warns once per queued statement when a pipeline's connection
+        # dies; the runner reports the lost connection itself.
+        logging.getLogger("psycopg").setLevel(logging.ERROR)
     config = process.Config(
         conninfo=dsn if dsn is not None else os.environ.get("DATABASE_URL", ""),
         concurrency=concurrency,

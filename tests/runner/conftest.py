@@ -38,9 +38,19 @@ def start_runner(db: psycopg.Connection, tmp_path: pathlib.Path) -> Iterator[Cal
 
 @pytest.fixture
 def sleepy(db: psycopg.Connection) -> str:
-    """Job ``sleepy`` appending one row n into public.landed (who: the writing role)."""
+    """Job ``sleepy`` appending one row n into public.landed (who: the writing
+    role) after sleeping {sleep} seconds; and job ``nap_once``, the same but
+    only the first execution in the database sleeps (a sequence counts them,
+    and a rollback does not take a nextval back), so a retry is quick."""
     db.execute("CREATE TABLE public.landed (n integer, who text DEFAULT current_user)")
+    db.execute("CREATE SEQUENCE public.naps")
+    db.execute("""CREATE FUNCTION public.nap_first(seconds numeric) RETURNS integer LANGUAGE plpgsql AS $$
+                  BEGIN
+                      IF nextval('public.naps') = 1 THEN PERFORM pg_sleep(seconds); END IF;
+                      RETURN 0;
+                  END $$""")
     runnertools.define(db, "sleepy", runnertools.SLEEPY, "landed", params=runnertools.SLEEPY_PARAMS)
+    runnertools.define(db, "nap_once", runnertools.NAP_ONCE, "landed", params=runnertools.SLEEPY_PARAMS)
     return "sleepy"
 
 

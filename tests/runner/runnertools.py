@@ -109,6 +109,7 @@ def wait_status(conn: psycopg.Connection, run: uuid.UUID, *wanted: str, timeout:
 # A job that sleeps {sleep} seconds, then writes {n}: for runs caught mid-flight.
 SLEEPY = ("SELECT CAST({n} AS integer) AS n FROM (SELECT pg_sleep(CAST({sleep} AS numeric))) AS nap")
 SLEEPY_PARAMS = {"n": {"type": "integer"}, "sleep": {"type": "numeric", "default": 0}}
+NAP_ONCE = "SELECT CAST({n} AS integer) + public.nap_first(CAST({sleep} AS numeric)) AS n"
 
 
 def out_rows(conn: psycopg.Connection) -> list[int]:
@@ -120,3 +121,15 @@ def executing(conn: psycopg.Connection, run: uuid.UUID) -> bool:
     return conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND state = 'active'"
         " AND query LIKE 'INSERT%%') AS busy", (f"jobledger run {run}",)).fetchone()["busy"]
+
+
+def attempts(conn: psycopg.Connection, run: uuid.UUID) -> list[tuple]:
+    """(attempt, worker, status, error, error_sqlstate) of each attempt."""
+    return [(a["attempt"], a["worker"], a["status"], a["error"], a["error_sqlstate"])
+            for a in dbtools.attempts(conn, run)]
+
+
+def backend_of(conn: psycopg.Connection, application_name: str) -> int | None:
+    row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                       (application_name,)).fetchone()
+    return row["pid"] if row else None
