@@ -98,21 +98,12 @@ bench: deps
 	$(DEVENV) start
 	env $$($(DEVENV) env) $(VENV)/bin/python bench/run.py $(BENCH)
 
-# The demo database: the private cluster with jobledger installed and its
-# ledger shown.  (Sample jobs and a runner join it with the runner.)
+# The demo: the private cluster with jobledger installed, a fresh database
+# with sample data and jobs, runs submitted and drained by `jobledger runner`,
+# then the ledger (demo/demo.sh; re-running starts the demo database over).
 DEMO_DB = jobledger_demo
 .PHONY: demo
 demo: deps
 	$(MAKE) --no-print-directory install
 	$(DEVENV) start
-	@env $$($(DEVENV) env) sh -c '\
-	    psql -X -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = '\''$(DEMO_DB)'\''" | grep -q 1 \
-	        || createdb $(DEMO_DB); \
-	    psql -X -q -v ON_ERROR_STOP=1 -d $(DEMO_DB) \
-	        -c "CREATE EXTENSION IF NOT EXISTS jobledger CASCADE" \
-	        -c "ALTER EXTENSION jobledger UPDATE" \
-	        -c "SELECT jobledger.version() AS jobledger_version" \
-	        -c "\\dx+ jobledger" \
-	        -c "SELECT * FROM jobledger.job_stats" \
-	        -c "SELECT id, job, status, attempt, duration, error FROM jobledger.runs ORDER BY created_at DESC LIMIT 10"; \
-	    echo "Connect with: psql -h $$PGHOST -p $$PGPORT -U $$PGUSER $(DEMO_DB)"'
+	env $$($(DEVENV) env) DEMO_DB=$(DEMO_DB) demo/demo.sh

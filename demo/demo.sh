@@ -1,0 +1,23 @@
+#!/bin/sh
+# jobledger demo: a fresh database jobledger_demo with sample data and jobs,
+# some runs submitted (one refused, one cancelled), `jobledger runner --drain`
+# as the non-superuser runner role, then the ledger.  Re-running starts over.
+# Run by `make demo`, which sets PG* for the private cluster (tests/devenv.sh).
+set -eu
+cd "$(dirname "$0")/.."
+db=${DEMO_DB:-jobledger_demo}
+psql="psql -X -q -v ON_ERROR_STOP=1"
+
+echo "== jobledger demo in database $db"
+$psql -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+
+echo "== Sample data, three jobs (append, overwrite, merge), runs submitted"
+$psql -d "$db" -f demo/setup.sql
+
+echo "== jobledger runner --drain (as demo_runner)"
+.venv/bin/jobledger runner --drain --concurrency 2 --worker-id demo-runner \
+    --dsn "dbname=$db user=demo_runner"
+
+$psql -d "$db" -f demo/ledger.sql
+echo
+echo "Connect with: psql -h ${PGHOST:-localhost} -p ${PGPORT:-5432} -U ${PGUSER:-$(id -un)} $db"
