@@ -35,6 +35,9 @@ DECLARE
     -- its pid and backend_start let reconcile_orphaned see it die, and let
     -- cancel_run signal exactly it.
     my_start timestamptz;
+    -- The claim's own time, not its transaction's: a runner may claim its
+    -- next run in the transaction that completes the previous one.
+    claimed_at timestamptz := pg_catalog.clock_timestamp();
 BEGIN
     IF claim_runs.worker IS NULL OR claim_runs.worker = '' THEN
         RAISE EXCEPTION 'claim_runs needs a worker name'
@@ -62,25 +65,30 @@ BEGIN
         SELECT r.id
           FROM jobledger.run AS r
          WHERE r.status = 'pending'
-           AND r.run_after <= pg_catalog.now()
+           AND r.run_after <= claimed_at
          ORDER BY r.priority DESC, r.run_after, r.created_at
-         LIMIT claim_runs.max_runs
+         -- A sub-select, not the bare parameter: the planner then cannot see
+         -- the limit in any plan, so the generic plan costs what a custom
+         -- one does and plpgsql keeps it, instead of planning every claim.
+         LIMIT (SELECT claim_runs.max_runs)
            FOR UPDATE OF r SKIP LOCKED
     ),
     claimed AS (
         -- 3. Mark them running: the next attempt, this worker and backend,
-        --    the start time (also the first heartbeat).
+        --    the start time (also the first heartbeat).  By primary key:
+        --    "= ANY (ARRAY(...))" plans as an index scan on run_pkey whatever
+        --    the planner guesses for the limit (a join could be a hash join
+        --    over the whole ledger).
         UPDATE jobledger.run AS r
            SET status = 'running',
                attempt = r.attempt + 1,
                worker = claim_runs.worker,
                backend_pid = pg_catalog.pg_backend_pid(),
                backend_start = my_start,
-               started_at = pg_catalog.now(),
-               heartbeat_at = pg_catalog.now(),
+               started_at = claimed_at,
+               heartbeat_at = claimed_at,
                cancel_requested = false
-          FROM candidates AS c
-         WHERE r.id = c.id
+         WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidates AS c))
         RETURNING r.*
     ),
     opened AS (

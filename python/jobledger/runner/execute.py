@@ -1,6 +1,7 @@
 """Executing one claimed run into its destination table, in one transaction.
 
-The transaction, pipelined (psycopg pipeline mode) into two round trips:
+The transaction, pipelined (libpq pipeline mode, runner.wire) into two round
+trips:
 
 1. ``BEGIN``; ``run_context`` (SET LOCAL role = the job's owner,
    statement_timeout = the job's timeout, search_path = the template's,
@@ -9,8 +10,8 @@ The transaction, pipelined (psycopg pipeline mode) into two round trips:
    ``INSERT INTO dest (columns) (<rendered SQL>)`` (merge: ``ON CONFLICT
    (primary key) DO UPDATE``).  Its row count is what ``rows_written`` needs.
 2. ``RESET ROLE``; ``complete_run`` (the fenced flip to succeeded, which
-   raises if the run is no longer this attempt's); ``COMMIT``; and, in the
-   same round trip but after the commit, the executor's next claim.
+   raises if the run is no longer this attempt's); the executor's next
+   claim (so one commit serves both); ``COMMIT``.
 
 Either everything commits, or nothing: a failure anywhere rolls the write
 back, and the attempt is then recorded by ``fail_run`` (fenced too) on the
@@ -27,10 +28,10 @@ import time
 from typing import Any, Callable
 
 import psycopg
-from psycopg import rows, sql
+from psycopg import pq, rows, sql
 
 from jobledger import errors, preflight
-from jobledger.runner import claim, queries
+from jobledger.runner import claim, queries, wire
 
 log = logging.getLogger("jobledger.runner")
 
@@ -191,28 +192,33 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
           steps: list[sql.Composed], claim_next: bool = False) -> tuple[int, list[claim.ClaimedRun] | None]:
     """Run the pipelined transaction: the rows written, and the next runs if
     ``claim_next``.  Raises on any failure, after which nothing of it is
-    left (psycopg rolls the transaction back, and skips the claim)."""
-    cur = conn.cursor()
-    claim_cur = conn.cursor(row_factory=rows.dict_row)
-    with conn.pipeline() as pipeline:
-        with conn.transaction():
-            cur.execute(queries.get("run_context"), {
+    left: the transaction is rolled back, the claim never made."""
+    try:
+        with wire.Pipeline(conn) as pipeline:
+            pipeline.send(b"BEGIN")
+            pipeline.send(queries.pipelined("run_context"), {
                 "owner": run.owner,
                 "timeout_ms": str(run.timeout_ms or 0),
                 "search_path": preflight.TEMPLATE_SEARCH_PATH,
                 "application_name": run.application_name,
             })
             for step in steps:
-                cur.execute(step)
-            pipeline.sync()
-            rows_written = cur.rowcount
-            cur.execute(queries.get("reset_role"))
-            cur.execute(queries.get("complete_run"), {
+                pipeline.send(step.as_bytes(conn))
+            rows_written = wire.rows_affected(pipeline.sync()[-1])
+            pipeline.send(queries.pipelined("reset_role"), {})
+            pipeline.send(queries.pipelined("complete_run"), {
                 "run": run.id, "attempt": run.attempt, "worker": worker, "rows_written": rows_written,
             })
-        if claim_next:
-            claim_cur.execute(queries.get("claim_runs"), {"worker": worker, "max_runs": 1})
-    claimed = [claim.ClaimedRun.from_row(row) for row in claim_cur.fetchall()] if claim_next else None
+            if claim_next:  # in the same transaction: one commit for both
+                pipeline.send(queries.pipelined("claim_runs"), {"worker": worker, "max_runs": 1})
+            pipeline.send(b"COMMIT")
+            results = pipeline.sync()
+    except BaseException:
+        if conn.pgconn.status == pq.ConnStatus.OK and conn.pgconn.transaction_status in (
+                pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
+            conn.execute(b"ROLLBACK")
+        raise
+    claimed = pipeline.rows(results[-2], claim.ClaimedRun.from_row) if claim_next else None
     return rows_written, claimed
 
 

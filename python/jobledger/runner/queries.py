@@ -7,10 +7,13 @@ string formatting: values are bound parameters, identifiers go through
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib.resources
 import re
 
 _HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.M)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def parse(text: str) -> dict[str, str]:
@@ -34,3 +37,28 @@ QUERIES = load()
 def get(name: str) -> str:
     """The statement named ``name``; a typo fails loudly at the call site."""
     return QUERIES[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipelined:
+    """A block for libpq directly (runner.wire): ``$n`` placeholders, and the
+    parameter name each stands for."""
+
+    text: bytes
+    names: tuple[str, ...]
+
+
+@functools.lru_cache(maxsize=None)
+def pipelined(name: str) -> Pipelined:
+    """The block ``name`` with its ``%(param)s`` placeholders as ``$1, $2...``."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    text = _PLACEHOLDER.sub(number, get(name))
+    if "%" in text:
+        raise ValueError(f"block {name!r} has a % that is not a placeholder")
+    return Pipelined(text.encode(), tuple(names))
