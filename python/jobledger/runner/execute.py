@@ -9,7 +9,7 @@ trips:
    EXCLUSIVE MODE`` and ``DELETE FROM dest``; the
    ``INSERT INTO dest (columns) (<rendered SQL>)`` (merge: ``ON CONFLICT
    (primary key) DO UPDATE``).  Its row count is what ``rows_written`` needs.
-2. ``RESET ROLE``; ``complete_run`` (the fenced flip to succeeded, which
+2. ``reset_role`` (the runner's role again, no timeout); ``complete_run`` (the fenced flip to succeeded, which
    raises if the run is no longer this attempt's); the executor's next
    claim (so one commit serves both); ``COMMIT``.
 

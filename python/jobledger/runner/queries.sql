@@ -81,8 +81,11 @@ ON CONFLICT ({key}) DO NOTHING
 {column} = EXCLUDED.{column}
 
 -- name: reset_role
--- Back to the runner's own role: complete_run is the runner's, not the owner's.
-RESET ROLE
+-- After the write: back to the runner's own role (complete_run and the next
+-- claim are the runner's, not the owner's; 'none' is what RESET ROLE sets),
+-- and the job's timeout no longer applies to the runner's own statements.
+SELECT pg_catalog.set_config('role', 'none', true),
+       pg_catalog.set_config('statement_timeout', '0', true)
 
 -- name: complete_run
 SELECT jobledger.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
