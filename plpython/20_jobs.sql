@@ -1,3 +1,18 @@
+CREATE OR REPLACE FUNCTION jobledger.define_job_py(
+    name text, query text, destination text, mode text, params jsonb, timeout interval,
+    max_attempts integer, description text
+)
+RETURNS jsonb
+LANGUAGE plpython3u
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $python$
+@PRELUDE@
+return jobledger.server.define_job(plpy, name, query, destination, mode, params, timeout, max_attempts, description)
+$python$;
+COMMENT ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) IS
+    'Internal: the outcome of jobledger.define_job (see jobledger.outcome_value).';
+REVOKE ALL ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION jobledger.define_job(
     name text,
     query text,
@@ -9,16 +24,32 @@ CREATE OR REPLACE FUNCTION jobledger.define_job(
     description text DEFAULT NULL
 )
 RETURNS integer
-LANGUAGE plpython3u
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
-AS $python$
-@PRELUDE@
-return jobledger.server.define_job(plpy, name, query, destination, mode, params, timeout, max_attempts, description)
-$python$;
+AS $$
+    SELECT (jobledger.outcome_value(jobledger.define_job_py(
+                define_job.name, define_job.query, define_job.destination, define_job.mode,
+                define_job.params, define_job.timeout, define_job.max_attempts, define_job.description
+            )) OPERATOR(pg_catalog.#>>) '{}'::text[])::integer
+$$;
 COMMENT ON FUNCTION jobledger.define_job(text, text, text, text, jsonb, interval, integer, text) IS
     'Defines a job (the caller becomes its owner), or a new version of it when anything changed; returns the version. The template is checked (one SELECT, placeholders where values stand), the parameters'' declarations must match the placeholders, and the output must fit the destination.';
 GRANT EXECUTE ON FUNCTION jobledger.define_job(text, text, text, text, jsonb, interval, integer, text) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobledger.submit_job_py(
+    job text, params jsonb, idempotency_key text, priority integer, run_after timestamptz, max_attempts integer
+)
+RETURNS jsonb
+LANGUAGE plpython3u
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $python$
+@PRELUDE@
+return jobledger.server.submit_job(plpy, job, params, idempotency_key, priority, run_after, max_attempts)
+$python$;
+COMMENT ON FUNCTION jobledger.submit_job_py(text, jsonb, text, integer, timestamptz, integer) IS
+    'Internal: the outcome of jobledger.submit_job (see jobledger.outcome_value).';
+REVOKE ALL ON FUNCTION jobledger.submit_job_py(text, jsonb, text, integer, timestamptz, integer) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.submit_job(
     job text,
@@ -29,13 +60,15 @@ CREATE OR REPLACE FUNCTION jobledger.submit_job(
     max_attempts integer DEFAULT NULL
 )
 RETURNS uuid
-LANGUAGE plpython3u
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
-AS $python$
-@PRELUDE@
-return jobledger.server.submit_job(plpy, job, params, idempotency_key, priority, run_after, max_attempts)
-$python$;
+AS $$
+    SELECT (jobledger.outcome_value(jobledger.submit_job_py(
+                submit_job.job, submit_job.params, submit_job.idempotency_key, submit_job.priority,
+                submit_job.run_after, submit_job.max_attempts
+            )) OPERATOR(pg_catalog.#>>) '{}'::text[])::uuid
+$$;
 COMMENT ON FUNCTION jobledger.submit_job(text, jsonb, text, integer, timestamptz, integer) IS
     'Validates the parameters, renders the query with each value as one typed literal, checks the output against the destination and records a pending run; returns its id. The same idempotency_key for the same job returns the existing run.';
 GRANT EXECUTE ON FUNCTION jobledger.submit_job(text, jsonb, text, integer, timestamptz, integer) TO PUBLIC;

@@ -1,13 +1,18 @@
 """Entry points of the extension's PL/Python functions.
 
 Each PL/Python function body is a shim: the prelude, then one call into this
-module, passing ``plpy``.  Entry points turn ``errors.JobledgerError`` into a
-PostgreSQL error with the category's SQLSTATE and the category in DETAIL.
+module, passing ``plpy``.  An entry point returns an outcome, the JSON text
+``{"value": v}`` or, for an ``errors.JobledgerError``, ``{"error": {message,
+sqlstate, detail, hint}}``; the public SQL function raises the error with
+``jobledger.outcome_value`` (sql/objects/07_outcome.sql), because an error
+raised in PL/Python reaches the client as "plpy.Error: ..." with a Python
+traceback.  Anything else (a bug) is raised as is.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any, Callable, TypeVar
 
 import jobledger
@@ -17,17 +22,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def entry_point(fn: F) -> F:
-    """Report a JobledgerError as a PostgreSQL error a client can match on."""
+    """Return the outcome of ``fn``: its value, or the JobledgerError it raised."""
 
     @functools.wraps(fn)
-    def wrapper(plpy: Any, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(plpy: Any, *args: Any, **kwargs: Any) -> str:
         try:
-            return fn(plpy, *args, **kwargs)
+            return json.dumps({"value": fn(plpy, *args, **kwargs)})
         except errors.JobledgerError as exc:
-            extra = {"hint": exc.hint} if exc.hint else {}
-            plpy.error(exc.message, detail=exc.full_detail, sqlstate=exc.sqlstate, **extra)
+            return error_outcome(exc.message, exc.sqlstate, exc.full_detail, exc.hint)
 
     return wrapper  # type: ignore[return-value]
+
+
+def error_outcome(message: str, sqlstate: str, detail: str | None, hint: str | None) -> str:
+    """The outcome that makes ``jobledger.outcome_value`` raise this error."""
+    return json.dumps({"error": {"message": message, "sqlstate": sqlstate, "detail": detail, "hint": hint}})
 
 
 @entry_point

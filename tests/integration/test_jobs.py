@@ -42,6 +42,9 @@ def refused(db, category: str, call, *args, **kw) -> psycopg.Error:
     with pytest.raises(psycopg.Error) as caught:
         call(db, *args, **kw)
     assert dbtools.category(caught.value) == category, caught.value
+    # A PostgreSQL error as PostgreSQL writes them: no Python in it.
+    assert "plpy" not in caught.value.diag.message_primary
+    assert "Traceback" not in (caught.value.diag.context or "")
     # A refused call leaves nothing behind.
     assert db.execute("SELECT count(*) AS n FROM jobledger.run").fetchone()["n"] == runs_before
     assert db.execute("SELECT count(*) AS n FROM jobledger.job_version").fetchone()["n"] == versions_before
