@@ -87,7 +87,10 @@ BEGIN
                backend_start = my_start,
                started_at = claimed_at,
                heartbeat_at = claimed_at,
-               cancel_requested = false
+               cancel_requested = false,
+               -- An attempt reports its own progress (report_progress).
+               rows_written = NULL,
+               progress = NULL
          WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidates AS c))
         RETURNING r.*
     ),
@@ -116,7 +119,11 @@ BEGIN
       FROM claimed AS c
       JOIN jobledger.job_version AS v ON v.job = c.job AND v.version = c.job_version
       JOIN jobledger.job AS j ON j.name = c.job
-      LEFT JOIN pg_catalog.pg_class AS t ON t.oid = pg_catalog.to_regclass(v.destination)
+      -- Destinations outside the database (result, parquet:<directory>) are
+      -- no table names: to_regclass would raise on them.
+      LEFT JOIN pg_catalog.pg_class AS t
+        ON t.oid = CASE WHEN v.destination = 'result' OR v.destination LIKE 'parquet:%'
+                        THEN NULL ELSE pg_catalog.to_regclass(v.destination) END
       LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
      ORDER BY c.priority DESC, c.run_after, c.created_at;
 END
@@ -126,7 +133,9 @@ COMMENT ON FUNCTION jobledger.claim_runs(text, integer) IS
 REVOKE ALL ON FUNCTION jobledger.claim_runs(text, integer) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.complete_run(run uuid, attempt integer, worker text, rows_written bigint)
+CREATE OR REPLACE FUNCTION jobledger.complete_run(
+    run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text
+)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -144,6 +153,9 @@ BEGIN
            finished_at = finished,
            heartbeat_at = finished,
            rows_written = complete_run.rows_written,
+           snapshot_id = complete_run.snapshot_id,
+           -- A run that reported progress, or published a version, ends at 100.
+           progress = CASE WHEN r.progress IS NOT NULL OR complete_run.snapshot_id IS NOT NULL THEN 100 END,
            error = NULL,
            error_sqlstate = NULL,
            error_category = NULL
@@ -166,8 +178,22 @@ BEGIN
      WHERE a.run = complete_run.run AND a.attempt = complete_run.attempt;
 END
 $$;
+COMMENT ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint, text) IS
+    'Runner only, in the transaction that wrote the destination (or, for a destination outside the database, that records what was published): flips the run to succeeded with rows_written and snapshot_id (the dataset version published, else NULL) if it is still running with this attempt on this worker; otherwise raises (category run_fenced) so that the whole transaction, write included, rolls back.';
+REVOKE ALL ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint, text) FROM PUBLIC;
+
+-- 0.3.0's signature, for table destinations (and runners of 0.3.0).
+CREATE OR REPLACE FUNCTION jobledger.complete_run(run uuid, attempt integer, worker text, rows_written bigint)
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+    SELECT jobledger.complete_run(complete_run.run, complete_run.attempt, complete_run.worker,
+                                  complete_run.rows_written, NULL::pg_catalog.text)
+$$;
 COMMENT ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint) IS
-    'Runner only, in the transaction that wrote the destination: flips the run to succeeded with rows_written if it is still running with this attempt on this worker; otherwise raises (category run_fenced) so that the whole transaction, write included, rolls back.';
+    'Runner only: complete_run with no snapshot_id (table destinations); see the five-argument form.';
 REVOKE ALL ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint) FROM PUBLIC;
 
 

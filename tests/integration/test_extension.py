@@ -40,6 +40,12 @@ PUBLIC_FUNCTIONS = {
     "jobledger.revoke_job(text,regrole)",
     "jobledger.drop_job(text)",
     "jobledger.cancel_run(uuid)",
+    # 0.4.0: outputs and stored results (row-level security applies).
+    "jobledger.outputs(uuid)",
+    "jobledger.latest_output(text)",
+    "jobledger.run_output(uuid,text)",
+    "jobledger.result_json(uuid)",
+    "jobledger.result_arrow(uuid)",
 }
 
 
@@ -113,7 +119,7 @@ def test_ledger_is_read_only_to_everyone_else_and_row_secured(db: psycopg.Connec
         readable = {r["rel"] for r in rows if r["reads"]}
         assert readable == {
             "jobledger.job", "jobledger.job_version", "jobledger.job_grant", "jobledger.run",
-            "jobledger.run_attempt", "jobledger.runs", "jobledger.job_stats",
+            "jobledger.run_attempt", "jobledger.runs", "jobledger.job_stats", "jobledger.output",
         }
         for r in rows:
             if r["rel"] in readable and r["relkind"] == "r":
