@@ -31,6 +31,8 @@ SQLSTATES: dict[str, str] = {
     "value_not_representable": "22003",  # numeric_value_out_of_range: NaN numeric, infinite dates
     "result_too_large": "54000",  # program_limit_exceeded: the result passed its size cap
     "dataset_conflict": "40001",  # serialization_failure: concurrent commits kept winning
+    # Outputs (0.4.0).
+    "no_result": "55000",  # object_not_in_prerequisite_state: the run has no such output (yet)
 }
 
 DETAIL_PREFIX = "category: "

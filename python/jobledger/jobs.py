@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from jobledger import errors, params, plans, preflight, render, schema_diff, template
+from jobledger import destinations, errors, lake_preflight, params, plans, preflight, render, schema_diff, template
 
 MODES = tuple(preflight.MODE_PRIVILEGES)
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
@@ -39,7 +39,7 @@ _compiled: dict[tuple[str, int, str, str | None], CompiledVersion] = {}
 _columns: dict[tuple[str, int, tuple], list[tuple[str, str]]] = {}
 # (that key, destination) pairs that passed the schema check.  A changed
 # destination table is a different Destination, so it is checked again.
-_fits: set[tuple[tuple, preflight.Destination]] = set()
+_fits: set[tuple[tuple, Any]] = set()
 
 
 def caller(plpy: Any) -> str:
@@ -114,15 +114,23 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
         owner = existing[0]["owner"]
 
     compiled = _compile(name, query, declared)
-    dest = preflight.destination(plpy, name, owner, destination, mode)
-    _check_fit(plpy, name, owner, _probe_sql(compiled), dest, mode)
+    target = destinations.parse(destination)
+    if isinstance(target, destinations.Table):
+        dest = preflight.destination(plpy, name, owner, destination, mode)
+        _check_fit(plpy, name, owner, _probe_sql(compiled), dest, mode)
+        stored = dest.qualified_name
+    else:
+        destinations.check_mode(target, mode, name)
+        lake_preflight.check(plpy, name, owner, target,
+                             preflight.query_columns(plpy, name, owner, _probe_sql(compiled)))
+        stored = target.canonical
 
     result = plpy.execute(
         plpy.prepare(
             "SELECT jobledger.record_job_version($1, $2, $3, $4, $5, $6::jsonb, $7::interval, $8, $9) AS v",
             ["text", "name", "text", "text", "text", "text", "text", "int4", "text"],
         ),
-        [name, owner, query, dest.qualified_name, mode, declared,
+        [name, owner, query, stored, mode, declared,
          None if timeout is None else str(timeout), max_attempts, description],
     )
     return result[0]["v"]
@@ -168,11 +176,20 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
     shape = key + (tuple(sorted((b.name, literal_type(b)) for b in bound.values())),)
     if shape not in _columns:
         _columns[shape] = preflight.query_columns(plpy, job, context["owner"], sql)
-    dest = preflight.current_destination(plpy, context, job, context["owner"], context["destination"],
-                                         context["mode"])
-    if (shape, dest) not in _fits:
-        _check_fit(plpy, job, context["owner"], sql, dest, context["mode"], _columns[shape])
-        _fits.add((shape, dest))
+    if destinations.outside_database(context["destination"]):
+        # result / parquet: the mapping to Arrow, and for parquet the owner's
+        # right to write datasets and the dataset's current schema (read
+        # from its manifest on every submit: other jobs may write it too).
+        target = destinations.parse(context["destination"])
+        if isinstance(target, destinations.Parquet) or (shape, target) not in _fits:
+            lake_preflight.check(plpy, job, context["owner"], target, _columns[shape])
+            _fits.add((shape, target))
+    else:
+        dest = preflight.current_destination(plpy, context, job, context["owner"], context["destination"],
+                                             context["mode"])
+        if (shape, dest) not in _fits:
+            _check_fit(plpy, job, context["owner"], sql, dest, context["mode"], _columns[shape])
+            _fits.add((shape, dest))
 
     parameters = params.canonical_json({b.name: _json_value(b) for b in sorted(bound.values(), key=lambda b: b.name)})
     inserted = plpy.execute(

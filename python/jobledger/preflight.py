@@ -133,7 +133,9 @@ def version_query(name: str, owner: str, privileges: str) -> str:
     newer xmin: the sum of their xmins moves with every change (ALTER TYPE,
     SET NOT NULL, defaults, identity, renames, added and dropped columns).
     A primary key lives in pg_index, so it is asked for; privileges are
-    evaluated every time.
+    evaluated every time.  Destinations outside the database (``result``,
+    ``parquet:...``, see ``destinations``) give no row: to_regclass would
+    raise on them.
     """
     return f"""
 SELECT dc.oid AS dest_oid,
@@ -144,7 +146,9 @@ SELECT dc.oid AS dest_oid,
        NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(pg_catalog.string_to_array({privileges}, ',')) AS need
                     WHERE NOT pg_catalog.has_table_privilege({owner}, dc.oid, need)) AS dest_allowed
   FROM pg_catalog.pg_class dc
- WHERE dc.oid = pg_catalog.to_regclass({name}) AND dc.relkind IN ('r', 'p')"""
+ WHERE dc.oid = CASE WHEN {name} = 'result' OR {name} LIKE 'parquet:%'
+                     THEN NULL ELSE pg_catalog.to_regclass({name}) END
+   AND dc.relkind IN ('r', 'p')"""
 
 
 # (name, mode, owner, version_query row) -> the Destination it described.
