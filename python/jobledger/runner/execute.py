@@ -16,6 +16,9 @@ trips:
 Either everything commits, or nothing: a failure anywhere rolls the write
 back, and the attempt is then recorded by ``fail_run`` (fenced too) on the
 same connection, or on a new one if the connection was lost.
+
+Destinations outside the database (``result``, ``parquet:``) are executed
+by ``runner.lake``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any, Callable
 import psycopg
 from psycopg import pq, rows, sql
 
-from jobledger import errors, preflight
+from jobledger import destinations, errors, preflight
 from jobledger.runner import claim, queries, wire
 
 log = logging.getLogger("jobledger.runner")
@@ -227,6 +230,11 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, col
     """Execute ``run`` on ``conn`` (the connection that claimed it), claiming
     the next run after a success if ``claim_next``.  Raises ConnectionLost
     if ``conn`` died."""
+    if destinations.outside_database(run.destination):
+        # result and parquet: (runner.lake; imported on first use: pyarrow).
+        from jobledger.runner import lake
+
+        return lake.execute(conn, run, worker, backoff=backoff, releasing=releasing)
     if run.destination_table is None:
         failure = Failure(f'the destination table {run.destination} of job "{run.job}" no longer exists',
                           "42P01", "destination_missing", retry=False)
@@ -237,19 +245,26 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, col
         started = time.monotonic()
         rows_written, claimed = write(conn, run, worker, steps, claim_next)
     except psycopg.Error as exc:
-        elapsed_ms = (time.monotonic() - started) * 1000
-        if conn.closed or conn.broken:
-            raise ConnectionLost(Failure(
-                exc.diag.message_primary or str(exc).strip() or "lost the connection to the server",
-                exc.sqlstate or LOST_CONNECTION_SQLSTATE, "transient_error", retry=True)) from exc
-        if releasing() and exc.sqlstate == "57014":
-            return Result(release(conn, run, worker))
-        failure = classify(exc, run, elapsed_ms)
-        if failure is None:
-            log.info("run %s attempt %d: %s", run.id, run.attempt, exc.diag.message_primary)
-            return Result(Outcome.FENCED)
-        return Result(record(conn, run, worker, failure, backoff))
+        return database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000, backoff, releasing)
     return Result(Outcome.SUCCEEDED, rows_written, claimed)
+
+
+def database_error(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, exc: psycopg.Error,
+                   elapsed_ms: float, backoff: float, releasing: Callable[[], bool]) -> Result:
+    """What to do after ``exc`` ended an attempt: record it (fail_run), release
+    the run (shutting down), or leave it (fenced).  Raises ConnectionLost if
+    ``conn`` died."""
+    if conn.closed or conn.broken:
+        raise ConnectionLost(Failure(
+            exc.diag.message_primary or str(exc).strip() or "lost the connection to the server",
+            exc.sqlstate or LOST_CONNECTION_SQLSTATE, "transient_error", retry=True)) from exc
+    if releasing() and exc.sqlstate == "57014":
+        return Result(release(conn, run, worker))
+    failure = classify(exc, run, elapsed_ms)
+    if failure is None:
+        log.info("run %s attempt %d: %s", run.id, run.attempt, exc.diag.message_primary)
+        return Result(Outcome.FENCED)
+    return Result(record(conn, run, worker, failure, backoff))
 
 
 def record(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, failure: Failure,

@@ -102,3 +102,31 @@ SELECT jobledger.heartbeat(%(worker)s, %(runs)s::uuid[]) AS touched
 
 -- name: reconcile_orphaned
 SELECT jobledger.reconcile_orphaned(%(reason)s, %(lease)s) AS changed
+
+-- name: lake_settings
+-- What the database says about result and parquet runs, from the runner's
+-- own session (ALTER DATABASE/ROLE ... SET jobledger.result_max_bytes = '16MB'):
+-- the size cap of a stored result, how long old dataset files are kept for
+-- readers of earlier versions, how often a long write reports its progress.
+SELECT pg_catalog.pg_size_bytes(coalesce(nullif(pg_catalog.current_setting('jobledger.result_max_bytes', true), ''),
+                                         '64MB')) AS result_max_bytes,
+       coalesce(nullif(pg_catalog.current_setting('jobledger.parquet_retention', true), ''),
+                '1 day')::interval AS parquet_retention,
+       coalesce(nullif(pg_catalog.current_setting('jobledger.progress_interval', true), ''),
+                '1 second')::interval AS progress_interval
+
+-- name: explain
+-- The planner's row estimate, for progress: planned as the owner, never run.
+EXPLAIN (FORMAT JSON) {query}
+
+-- name: emit_output
+SELECT jobledger.emit_output(%(run)s, %(name)s, %(content_type)s, %(data)s, %(parents)s::uuid[]) AS id
+
+-- name: lock_run
+SELECT jobledger.lock_run(%(run)s, %(attempt)s, %(worker)s)
+
+-- name: report_progress
+SELECT jobledger.report_progress(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(progress)s) AS reported
+
+-- name: complete_run_snapshot
+SELECT jobledger.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)

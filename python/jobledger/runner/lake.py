@@ -1,0 +1,360 @@
+"""Executing runs whose destination is outside the database: ``result`` and ``parquet:``.
+
+Both read the rendered query through a binary server-side cursor
+(``arrow_batches.stream``) into Arrow record batches of at most
+``BATCH_ROWS`` rows, in a transaction on the executor's connection that
+starts like a table write (``run_context``: the owner's role, the job's
+timeout for each statement, the template's search_path, the run in
+application_name, so cancel_run and reconcile_orphaned find the backend).
+
+``result``: the batches become an Arrow IPC stream under the size cap
+(``jobledger.result_max_bytes``, default 64MB; over it the run fails with
+``result_too_large`` and nothing is kept), plus its exact JSON rendering for
+``jobledger.result_json`` (the server has no Arrow reader); the cap counts
+both.  Both are emitted as outputs (``result``, then ``result.json`` derived
+from it) in the transaction that completes the run: all or nothing.
+
+``parquet:<directory>``: the batches are written into Parquet files under
+the dataset's ``_tmp/`` as they arrive (memory: one batch, whatever the
+size of the result), then
+
+1. ``lock_run``: the fence, held (the run's row stays locked until this
+   transaction ends, so a cancel or a lease takeover cannot slip in between
+   the publish and the ledger);
+2. the version is published (``parquet_dataset.Writer.commit``: one
+   create-exclusive link of its manifest); its number is the snapshot_id;
+3. the manifest is emitted as the run's ``manifest`` output and
+   ``complete_run`` records rows_written and snapshot_id; COMMIT.
+
+Exactly once: a crash between 2 and 3 leaves the run ``running`` with a
+dead backend; reconcile_orphaned puts it back to pending and the retry,
+before running anything, asks the dataset whether this run already
+published a version (``dataset_manifest.find_commit``, by run id): if so it
+only does step 3 with that version and writes nothing.  (``Writer.commit``
+asks again right before publishing.)  A failure of step 3 after a publish
+is recorded as retryable for the same reason.
+
+During a long write, ``rows_written`` and ``progress`` are reported every
+``jobledger.progress_interval`` (default 1 second) from a second connection
+(``report_progress``; the run's own transaction is still open).  progress is
+the share of the planner's row estimate, at most 99 until the commit.
+
+After an ``overwrite``, or any commit, files that no version kept within
+``jobledger.parquet_retention`` (default 1 day) lists are removed
+(``parquet_dataset.remove_unreferenced``): readers of an earlier version keep
+their files at least that long.
+
+``JOBLEDGER_RUNNER_FAULT=exit-after-publish`` in the runner's environment
+makes it exit at once after step 2: the tests' way to crash between the
+publish and the ledger.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import psycopg
+import pyarrow
+from psycopg import conninfo as pg_conninfo
+from psycopg import rows, sql
+
+from jobledger import (arrow_batches, dataset_manifest, destinations, errors, ipc_result, parquet_dataset,
+                       preflight)
+from jobledger.runner import claim, queries
+from jobledger.runner import execute as table_execute
+
+log = logging.getLogger("jobledger.runner")
+
+BATCH_ROWS = arrow_batches.DEFAULT_BATCH_ROWS
+IPC_CONTENT_TYPE = "application/vnd.apache.arrow.stream"
+JSON_CONTENT_TYPE = "application/json"
+FAULT_VARIABLE = "JOBLEDGER_RUNNER_FAULT"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The lake_settings of the runner's session."""
+
+    result_max_bytes: int
+    parquet_retention: datetime.timedelta
+    progress_interval: float
+
+
+class TimedOut(Exception):
+    """The job's timeout passed between two statements of a streamed read."""
+
+
+class Published(Exception):
+    """Something failed after a dataset version was published for the run:
+    another attempt will find that version and only record it."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, backoff: float,
+            releasing: Callable[[], bool]) -> table_execute.Result:
+    """Execute ``run`` (destination ``result`` or ``parquet:...``) on ``conn``.
+
+    Never claims the next run in its transaction (the executor claims
+    afterwards).  Raises ConnectionLost if ``conn`` died, like
+    ``execute.execute``."""
+    target = destinations.parse(run.destination)
+    started = time.monotonic()
+    failure: table_execute.Failure | None = None
+    try:
+        if isinstance(target, destinations.Parquet):
+            rows_written = _parquet(conn, run, worker, target)
+        else:
+            rows_written = _result(conn, run, worker)
+    except Published as published:
+        cause = published.cause
+        if isinstance(cause, psycopg.Error) and (conn.closed or conn.broken):
+            raise table_execute.ConnectionLost(table_execute.Failure(
+                str(cause).strip() or "lost the connection to the server",
+                cause.sqlstate or table_execute.LOST_CONNECTION_SQLSTATE, "transient_error",
+                retry=True)) from cause
+        failure = table_execute.Failure(
+            f"the dataset version was published but recording it failed: {cause}",
+            getattr(cause, "sqlstate", None), "transient_error", retry=True)
+    except psycopg.Error as exc:
+        return table_execute.database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000,
+                                            backoff, releasing)
+    except errors.JobledgerError as exc:
+        failure = table_execute.Failure(exc.message, exc.sqlstate, exc.category, retry=False)
+    except TimedOut:
+        failure = table_execute.Failure(f"timed out after {run.timeout_ms} ms", "57014", "timeout", retry=False)
+    except PermissionError as exc:
+        failure = table_execute.Failure(f"the runner cannot write {target}: {exc}", "42501",
+                                        "permission_denied", retry=False)
+    except OSError as exc:
+        failure = table_execute.Failure(f"writing the dataset failed: {exc}", "58030", "execution_error",
+                                        retry=False)
+    if failure is not None:
+        return table_execute.Result(table_execute.record(conn, run, worker, failure, backoff))
+    return table_execute.Result(table_execute.Outcome.SUCCEEDED, rows_written, None)
+
+
+# ---- result -------------------------------------------------------------------
+
+
+def _result(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str) -> int:
+    with conn.transaction():
+        settings = _settings(conn)
+        _run_context(conn, run)
+        deadline = _deadline(run)
+        with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result:
+            ipc = ipc_result.encode(result.schema, _until(deadline, result.batches),
+                                    max_bytes=settings.result_max_bytes)
+        table = ipc_result.decode(ipc)
+        rendered = ipc_result.to_json(table).encode()
+        if len(ipc) + len(rendered) > settings.result_max_bytes:
+            raise errors.JobledgerError(
+                "result_too_large",
+                f"the result and its JSON rendering take {len(ipc) + len(rendered)} bytes, over the size cap "
+                f"of {settings.result_max_bytes} bytes (jobledger.result_max_bytes); nothing was kept",
+                hint="Raise the cap, narrow the query, or write to a parquet: destination.")
+        conn.execute(queries.get("reset_role"))
+        ipc_id = _emit(conn, run, "result", IPC_CONTENT_TYPE, ipc)
+        _emit(conn, run, "result.json", JSON_CONTENT_TYPE, rendered, [ipc_id])
+        _complete(conn, run, worker, table.num_rows, None)
+    return table.num_rows
+
+
+# ---- parquet ------------------------------------------------------------------
+
+
+def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target: destinations.Parquet) -> int:
+    # A retry after a crash between publish and ledger: record, write nothing.
+    earlier = dataset_manifest.find_commit(target.root, str(run.id))
+    if earlier is not None:
+        log.info("run %s: version %d of %s was published by attempt %d; recording it", run.id, earlier.version,
+                 target.root, earlier.attempt)
+        try:
+            with conn.transaction():
+                conn.execute(queries.get("lock_run"), {"run": run.id, "attempt": run.attempt, "worker": worker})
+                _record_commit(conn, run, worker, earlier)
+        except psycopg.Error as exc:
+            if errors.category_of_detail(exc.diag.message_detail) == "run_fenced":
+                raise  # someone else decided the run: leave it
+            raise Published(exc) from exc
+        return earlier.added_rows
+
+    with conn.transaction():
+        settings = _settings(conn)
+        _run_context(conn, run)
+        progress = Progress(conn, run, worker, settings.progress_interval, _estimate(conn, run))
+        deadline = _deadline(run)
+        with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result, \
+                parquet_dataset.Writer(target.root, result.schema, run=str(run.id), attempt=run.attempt,
+                                       mode=run.mode, create_if_missing=target.create_if_missing,
+                                       progress=progress.report) as writer:
+            writer.write(_until(deadline, result.batches))
+            conn.execute(queries.get("reset_role"))
+            conn.execute(queries.get("lock_run"), {"run": run.id, "attempt": run.attempt, "worker": worker})
+            commit = writer.commit()
+            _fault("exit-after-publish")
+            try:
+                _record_commit(conn, run, worker, commit.manifest)
+            except Exception as exc:
+                raise Published(exc) from exc
+    if commit.already_committed:
+        log.info("run %s: already published as version %d", run.id, commit.snapshot_id)
+    _retention(target, settings)
+    return commit.rows_written
+
+
+def _record_commit(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
+                   manifest: dataset_manifest.Manifest) -> None:
+    """The published version in the ledger: the manifest as an output, then the fenced success."""
+    _emit(conn, run, "manifest", JSON_CONTENT_TYPE, manifest.to_json().encode())
+    _complete(conn, run, worker, manifest.added_rows, str(manifest.version))
+
+
+def _retention(target: destinations.Parquet, settings: Settings) -> None:
+    try:
+        removed = parquet_dataset.remove_unreferenced(target.root, settings.parquet_retention)
+    except OSError as exc:
+        log.warning("retention of %s failed: %s", target.root, exc)
+        return
+    if removed.files or removed.versions:
+        log.info("retention of %s: removed versions %s and %d file(s)", target.root,
+                 list(removed.versions), len(removed.files))
+
+
+class Progress:
+    """Reports rows_written and progress of a long write, from a connection of its own."""
+
+    def __init__(self, conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, interval: float,
+                 estimate: int | None) -> None:
+        self.conn = conn
+        self.run = run
+        self.worker = worker
+        self.interval = interval
+        self.estimate = estimate
+        self.next = time.monotonic() + interval
+
+    def report(self, rows_written: int) -> None:
+        now = time.monotonic()
+        if now < self.next:
+            return
+        self.next = now + self.interval
+        percent = None
+        if self.estimate:
+            percent = min(99, rows_written * 100 // self.estimate)
+        side = _side_connection(self.conn)
+        if side is None:
+            return
+        try:
+            side.execute(queries.get("report_progress"), {
+                "run": self.run.id, "attempt": self.run.attempt, "worker": self.worker,
+                "rows_written": rows_written, "progress": percent})
+        except psycopg.Error as exc:  # best effort: the write goes on
+            log.warning("run %s: cannot report progress: %s", self.run.id, str(exc).strip())
+            _drop_side_connection()
+
+
+_local = threading.local()
+
+
+def _side_connection(conn: psycopg.Connection) -> psycopg.Connection | None:
+    """This executor thread's second connection (made like its first), for progress reports."""
+    side = getattr(_local, "conn", None)
+    if side is not None and not side.closed and not side.broken:
+        return side
+    params = conn.info.get_parameters()
+    if conn.info.password:
+        params["password"] = conn.info.password
+    params["application_name"] = f"jobledger progress {threading.current_thread().name}"[:63]
+    try:
+        side = psycopg.connect(pg_conninfo.make_conninfo(**params), autocommit=True)
+    except psycopg.Error as exc:
+        log.warning("cannot open a connection for progress reports: %s", str(exc).strip())
+        return None
+    _local.conn = side
+    return side
+
+
+def _drop_side_connection() -> None:
+    side = getattr(_local, "conn", None)
+    if side is not None:
+        side.close()
+    _local.conn = None
+
+
+# ---- shared -------------------------------------------------------------------
+
+
+def _settings(conn: psycopg.Connection) -> Settings:
+    with conn.cursor(row_factory=rows.dict_row) as cur:
+        row = cur.execute(queries.get("lake_settings")).fetchone()
+    assert row is not None
+    return Settings(int(row["result_max_bytes"]), row["parquet_retention"],
+                    max(0.0, row["progress_interval"].total_seconds()))
+
+
+def _run_context(conn: psycopg.Connection, run: claim.ClaimedRun) -> None:
+    conn.execute(queries.get("run_context"), {
+        "owner": run.owner,
+        "timeout_ms": str(run.timeout_ms or 0),
+        "search_path": preflight.TEMPLATE_SEARCH_PATH,
+        "application_name": run.application_name,
+    })
+
+
+def _estimate(conn: psycopg.Connection, run: claim.ClaimedRun) -> int | None:
+    """The planner's estimate of the rows the query returns (None if it cannot tell)."""
+    statement = sql.SQL(queries.get("explain")).format(query=sql.SQL(run.rendered_sql))
+    with conn.cursor() as cur:
+        plan = cur.execute(statement).fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    try:
+        return max(1, int(plan[0]["Plan"]["Plan Rows"]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def _deadline(run: claim.ClaimedRun) -> float | None:
+    """statement_timeout bounds each FETCH; this bounds the whole read."""
+    return time.monotonic() + run.timeout_ms / 1000 if run.timeout_ms else None
+
+
+def _until(deadline: float | None, batches: Iterator[pyarrow.RecordBatch]) -> Iterator[pyarrow.RecordBatch]:
+    for batch in batches:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimedOut()
+        yield batch
+
+
+def _emit(conn: psycopg.Connection, run: claim.ClaimedRun, name: str, content_type: str, data: bytes,
+          parents: list[Any] | None = None) -> Any:
+    with conn.cursor(row_factory=rows.dict_row) as cur:
+        row = cur.execute(queries.get("emit_output"), {
+            "run": run.id, "name": name, "content_type": content_type, "data": data,
+            "parents": parents or []}).fetchone()
+    assert row is not None
+    return row["id"]
+
+
+def _complete(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, rows_written: int,
+              snapshot_id: str | None) -> None:
+    conn.execute(queries.get("complete_run_snapshot"), {
+        "run": run.id, "attempt": run.attempt, "worker": worker, "rows_written": rows_written,
+        "snapshot_id": snapshot_id})
+
+
+def _fault(point: str) -> None:
+    """Fault injection for the tests (see the module's notes)."""
+    if os.environ.get(FAULT_VARIABLE) == point:
+        log.warning("%s=%s: exiting now", FAULT_VARIABLE, point)
+        logging.shutdown()
+        os._exit(75)
