@@ -73,3 +73,9 @@ def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None
     except process.StartupError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(code)
+
+
+# `jobledger result` (outputs and lake destinations, 0.4.0): in its own module.
+from jobledger import result_command  # noqa: E402
+
+main.add_command(result_command.result)

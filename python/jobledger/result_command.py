@@ -1,0 +1,100 @@
+"""``jobledger result RUN --format csv|json|parquet [-o FILE]``: a run's stored result.
+
+Registered on the ``jobledger`` command group by cli.py.  Connects like the
+runner (``--dsn``, else ``DATABASE_URL``, else the PG* variables) and reads
+the result with ``jobledger.client.result`` (row-level security applies).
+
+* ``json``: the exact rendering ``jobledger.result_json`` returns (numbers
+  with every digit, ISO 8601 timestamps, uuids as text), keys in column
+  order;
+* ``csv``: a header line, then one line per row; NULL is an empty field,
+  uuid and json columns their text, bytea ``\\x`` hex, arrays and timestamps
+  as in the JSON rendering;
+* ``parquet``: one Parquet file with the result's Arrow schema.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from typing import IO, Any
+
+import click
+
+# pyarrow and psycopg are imported when the command runs: `jobledger --help`
+# stays quick.
+
+
+@click.command("result")
+@click.argument("run")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="json", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+              help="Write here instead of standard output.")
+@click.option("--dsn", help="libpq connection string or URI (default: DATABASE_URL, else the PG* variables).")
+def result(run: str, fmt: str, output: str | None, dsn: str | None) -> None:
+    """Print or save the stored result of RUN (a run of a job whose destination is result)."""
+    import psycopg
+
+    from jobledger import client, errors
+
+    conninfo = dsn if dsn is not None else os.environ.get("DATABASE_URL", "")
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            table = client.result(conn, run)
+    except psycopg.Error as exc:
+        category = errors.category_of_detail(exc.diag.message_detail) if exc.diag else None
+        message = exc.diag.message_primary or str(exc).strip()
+        raise click.ClickException(f"{message}" + (f" [{category}]" if category else "")) from None
+    data = render(table, fmt)
+    if output is None:
+        if fmt == "parquet" and sys.stdout.isatty():
+            raise click.UsageError("Parquet is binary: use -o FILE or redirect standard output.")
+        stream: IO[bytes] = sys.stdout.buffer
+        stream.write(data)
+        stream.flush()
+    else:
+        with open(output, "wb") as out:
+            out.write(data)
+
+
+def render(table: Any, fmt: str) -> bytes:
+    """The bytes of ``table`` in ``fmt``."""
+    from jobledger import ipc_result
+
+    if fmt == "json":
+        return ipc_result.to_json(table).encode() + b"\n"
+    if fmt == "parquet":
+        import pyarrow
+        import pyarrow.parquet
+
+        sink = pyarrow.BufferOutputStream()
+        pyarrow.parquet.write_table(table, sink)
+        return sink.getvalue().to_pybytes()
+    return _csv(table).encode()
+
+
+def _csv(table: Any) -> str:
+    """CSV from the exact JSON rendering of each value (ipc_result): strings
+    unquoted, NULL empty, numbers with every digit, arrays and json as JSON text."""
+    from jobledger import ipc_result
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.column_names)
+    renderers = [ipc_result._renderer(field.type) for field in table.schema]
+    for batch in table.to_batches(max_chunksize=10_000):
+        columns = [ipc_result._values(batch.column(i)) for i in range(batch.num_columns)]
+        for row in range(batch.num_rows):
+            writer.writerow(_field(render(column[row])) for render, column in zip(renderers, columns))
+    return out.getvalue()
+
+
+def _field(rendered: str) -> str:
+    if rendered == "null":
+        return ""
+    if rendered.startswith('"'):
+        return json.loads(rendered)
+    return rendered
