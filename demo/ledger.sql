@@ -16,3 +16,6 @@ SELECT picked_for, count(*) AS orders, min(amount) AS smallest, max(amount) AS l
   FROM reports.big_orders GROUP BY picked_for ORDER BY picked_for;
 SELECT * FROM reports.daily_revenue ORDER BY day;
 SELECT * FROM reports.customer_totals ORDER BY customer_id LIMIT 5;
+\echo '== The result kept with the top_customers run: jobledger.result_json(run)'
+SELECT jsonb_pretty(jobledger.result_json(r.id)) AS top_customers
+  FROM jobledger.run AS r WHERE r.job = 'top_customers' AND r.status = 'succeeded';

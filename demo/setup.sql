@@ -31,6 +31,13 @@ GRANT EXECUTE ON FUNCTION
     jobledger.reconcile_orphaned(text, interval)
     TO demo_runner;
 GRANT demo_owner TO demo_runner;
+-- And for destinations outside the database (result, parquet:; 0.4.0).
+GRANT EXECUTE ON FUNCTION
+    jobledger.complete_run(uuid, integer, text, bigint, text),
+    jobledger.emit_output(uuid, text, text, bytea, uuid[]),
+    jobledger.lock_run(uuid, integer, text),
+    jobledger.report_progress(uuid, integer, text, bigint, integer)
+    TO demo_runner;
 
 -- Sample data, generated (the same every time): a shop's customers and orders.
 CREATE SCHEMA shop;
@@ -111,6 +118,14 @@ SELECT jobledger.define_job('customer_totals',
     params => '{"since": {"type": "timestamptz"}}',
     description => 'Paid orders per customer');
 
+-- result: the answer is kept with the run (jobledger.result_json, `jobledger result`).
+SELECT jobledger.define_job('top_customers',
+    $$SELECT customer_id, count(*) AS orders, CAST(sum(amount) AS numeric(14,2)) AS revenue
+        FROM shop.orders WHERE status = 'paid' GROUP BY customer_id ORDER BY revenue DESC, customer_id
+       LIMIT {n}$$,
+    'result', params => '{"n": {"type": "integer"}}',
+    description => 'The best customers, kept with the run');
+
 SELECT jobledger.grant_job('big_orders', 'demo_analyst');
 RESET ROLE;
 
@@ -139,4 +154,5 @@ RESET ROLE;
 SET ROLE demo_owner;
 SELECT jobledger.submit_job('daily_revenue') AS daily_revenue;
 SELECT jobledger.submit_job('customer_totals', '{"since": "2026-11-01T00:00:00Z"}') AS customer_totals;
+SELECT jobledger.submit_job('top_customers', '{"n": 3}') AS top_customers;
 RESET ROLE;
