@@ -33,6 +33,13 @@ SQLSTATES: dict[str, str] = {
     "dataset_conflict": "40001",  # serialization_failure: concurrent commits kept winning
     # Outputs (0.4.0).
     "no_result": "55000",  # object_not_in_prerequisite_state: the run has no such output (yet)
+    # Operations (0.4.0): retry_run, and errors the jobledger CLI reports itself.
+    "invalid_run_state": "55000",  # object_not_in_prerequisite_state: e.g. retrying a run that succeeded
+    "ambiguous_run": "21000",  # cardinality_violation: a run id prefix that matches several runs
+    "job_file_invalid": "22023",  # invalid_parameter_value: a YAML job file that is not a job
+    "connection_failed": "08006",  # connection_failure: the CLI cannot reach the database
+    "not_installed": "55000",  # the database lacks the extension, or has a version too old
+    "wait_timeout": "57014",  # query_canceled: submit --wait gave up before the run ended
 }
 
 DETAIL_PREFIX = "category: "

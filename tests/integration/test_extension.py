@@ -46,6 +46,7 @@ PUBLIC_FUNCTIONS = {
     "jobledger.run_output(uuid,text)",
     "jobledger.result_json(uuid)",
     "jobledger.result_arrow(uuid)",
+    "jobledger.retry_run(uuid)",
 }
 
 
@@ -120,9 +121,13 @@ def test_ledger_is_read_only_to_everyone_else_and_row_secured(db: psycopg.Connec
         assert readable == {
             "jobledger.job", "jobledger.job_version", "jobledger.job_grant", "jobledger.run",
             "jobledger.run_attempt", "jobledger.runs", "jobledger.job_stats", "jobledger.output",
+            "jobledger.worker", "jobledger.active_runs", "jobledger.workers",
         }
+        # Runner processes (names, hosts, pids) are not secret: jobledger.worker
+        # is readable by everyone without row-level security.
+        not_row_secured = {"jobledger.worker"}
         for r in rows:
-            if r["rel"] in readable and r["relkind"] == "r":
+            if r["rel"] in readable and r["relkind"] == "r" and r["rel"] not in not_row_secured:
                 assert r["relrowsecurity"], r["rel"]
             if r["rel"] in readable and r["relkind"] == "v":
                 assert "security_invoker=true" in (r["reloptions"] or []), r["rel"]
