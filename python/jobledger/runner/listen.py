@@ -51,6 +51,7 @@ class Control:
         """Connect, LISTEN, and reconcile once before any executor claims:
         the runs a crashed runner left behind go first."""
         self._connect()
+        self.runner.presence.start(self.conn)
         self._reconcile()
         self.next_reconcile = time.monotonic() + RECONCILE_EVERY * random.uniform(0.5, 1.5)
 
@@ -64,6 +65,7 @@ class Control:
                 now = time.monotonic()
                 if now >= self.next_heartbeat:
                     self._heartbeat()
+                    self.runner.presence.beat(self.conn)
                     self.next_heartbeat = now + runner.heartbeat_every
                 if now >= self.next_reconcile:
                     self._reconcile()
@@ -75,7 +77,18 @@ class Control:
                 self.failures = 0
             except psycopg.OperationalError as exc:
                 self._lost(exc)
+        self._farewell()
         self.close()
+
+    def _farewell(self) -> None:
+        """A clean exit: jobledger.workers shows this runner stopped, not lost."""
+        try:
+            if self.conn is None:
+                self._connect()
+            assert self.conn is not None
+            self.runner.presence.beat(self.conn, stopped=True)
+        except psycopg.OperationalError as exc:
+            log.warning("could not record the runner's exit: %s", str(exc).strip())
 
     def close(self) -> None:
         if self.conn is not None:

@@ -8,6 +8,11 @@ control connection (listen.Control).  Any number of such processes, on any
 number of machines, share one database: claim_runs' SKIP LOCKED splits the
 work and the fenced transitions keep every run's outcome single.
 
+Operations: ``observe`` counts every claim and outcome (Prometheus metrics
+on ``--metrics-port``) and logs one line per event; ``presence`` keeps this
+process's row in jobledger.worker; a ``Pruner`` thread applies the retention
+rules every ``--prune-every`` on a connection of its own.
+
 Shutdown (SIGTERM/SIGINT): stop claiming; runs in flight get ``grace``
 seconds to finish; then their queries are cancelled and the runs released
 back to pending (the interrupted attempt does not count).  A second signal
@@ -17,7 +22,9 @@ ends the grace period at once.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
+import random
 import os
 import signal
 import socket
@@ -29,7 +36,7 @@ from typing import Any
 import psycopg
 
 import jobledger
-from jobledger.runner import claim, execute, listen, queries
+from jobledger.runner import claim, execute, listen, observe, presence, queries
 
 log = logging.getLogger("jobledger.runner")
 
@@ -38,6 +45,10 @@ REQUIRED_EXTENSION = (0, 3, 0)
 
 class StartupError(Exception):
     """The runner cannot start here (no server, no extension, too old)."""
+
+    def __init__(self, message: str, category: str = "not_installed") -> None:
+        super().__init__(message)
+        self.category = category
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +64,12 @@ class Config:
     grace: float = 30.0
     retry_backoff: float = 1.0
     check_interval: str = "1s"
+    metrics_port: int = 0  # 0: no metrics endpoint
+    metrics_address: str = ""  # "": every interface
+    prune_every: float | None = None  # seconds; None: the runner does not prune
+    prune_succeeded: datetime.timedelta | None = None
+    prune_failed: datetime.timedelta | None = None
+    prune_keep_last: int | None = None
 
 
 def default_worker() -> str:
@@ -146,6 +163,8 @@ class Executor(threading.Thread):
                 generation = runner.wakeups.generation
                 try:
                     queue = claim.claim(self.conn, runner.worker)
+                    if queue:
+                        runner.observer.claimed(queue)
                 except psycopg.OperationalError as exc:
                     log.warning("executor %d lost its connection: %s", self.index, str(exc).strip())
                     self.conn.close()
@@ -158,6 +177,8 @@ class Executor(threading.Thread):
             generation = runner.wakeups.generation
             claimed = self._execute(run, claim_next=not queue)
             if claimed is not None:
+                if claimed:
+                    runner.observer.claimed(claimed)
                 queue.extend(claimed)
                 if not claimed:
                     seen = generation
@@ -178,6 +199,7 @@ class Executor(threading.Thread):
         claim_next = claim_next and not runner.stopping.is_set()
         with self._lock:
             self.current = run
+        started = time.monotonic()
         try:
             try:
                 assert self.conn is not None
@@ -193,9 +215,20 @@ class Executor(threading.Thread):
         finally:
             with self._lock:
                 self.current = None
-        log.debug("run %s (job %s) attempt %d: %s%s", run.id, run.job, run.attempt, result.outcome.value,
-                  f", {result.rows_written} rows" if result.rows_written is not None else "")
+        seconds = time.monotonic() - started
+        fenced_status = self._status_now(run) if result.outcome is execute.Outcome.FENCED else None
+        runner.observer.finished(run, result.outcome, result.rows_written, seconds, fenced_status)
         return result.claimed
+
+    def _status_now(self, run: claim.ClaimedRun) -> str | None:
+        """The status of a run this executor lost (rare: cancelled or taken over)."""
+        if self.conn is None:
+            return None
+        try:
+            row = self.conn.execute(queries.operation("run_status"), {"run": run.id}).fetchone()
+        except psycopg.Error:
+            return None
+        return row[0] if row else None
 
     def _record_lost(self, run: claim.ClaimedRun, failure: execute.Failure) -> execute.Outcome:
         """Record a run whose connection died, on a new one.  If none can be
@@ -226,6 +259,8 @@ class Runner:
         self.lease = config.lease or 60.0
         self.heartbeat_every = 10.0
         self._grace_deadline: float | None = None
+        self.observer = observe.Observer(self.worker)
+        self.presence = presence.Presence(self)
 
     # ---- connections ----------------------------------------------------
 
@@ -258,9 +293,9 @@ class Runner:
                     lease = conn.execute(queries.get("default_lease")).fetchone()[0]
                     self.lease = lease.total_seconds()
         except psycopg.OperationalError as exc:
-            raise StartupError(f"cannot connect to the database: {str(exc).strip()}") from exc
+            raise StartupError(f"cannot connect to the database: {str(exc).strip()}", "connection_failed") from exc
         except psycopg.Error as exc:
-            raise StartupError(f"cannot start: {str(exc).strip()}") from exc
+            raise StartupError(f"cannot start: {str(exc).strip()}", "database_error") from exc
         # A few heartbeats per lease, and never rarer than every 10 seconds.
         self.heartbeat_every = max(0.05, min(self.lease / 4, 10.0))
 
@@ -307,22 +342,61 @@ class Runner:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
                 handlers[signum] = signal.signal(signum, self.stop)
+        if self.config.metrics_port:
+            try:
+                port = self.observer.serve(self, self.config.metrics_port, self.config.metrics_address,
+                                           queries.operation("queue_depth"))
+            except OSError as exc:
+                raise StartupError(f"cannot serve metrics on port {self.config.metrics_port}: {exc.strerror}",
+                                   "invalid_argument") from exc
+            log.info("metrics on http://%s:%d/metrics", self.config.metrics_address or "0.0.0.0", port)
         control = listen.Control(self)
+        pruner = Pruner(self) if self.config.prune_every else None
         try:
             control.start()
+            if pruner is not None:
+                pruner.start()
             self.executors = [Executor(self, i) for i in range(self.config.concurrency)]
             for executor in self.executors:
                 executor.start()
             control.serve()
         except psycopg.OperationalError as exc:
-            raise StartupError(f"cannot start: {str(exc).strip()}") from exc
+            raise StartupError(f"cannot start: {str(exc).strip()}", "connection_failed") from exc
         finally:
             self.stopping.set()
             self.wakeups.wake()
             for executor in self.executors:
                 executor.join()
             control.close()
+            self.observer.close()
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
         log.info("runner %s: done", self.worker)
         return 0
+
+
+class Pruner(threading.Thread):
+    """Applies the retention rules every ``prune_every`` seconds (jittered by
+    +-10%, so runners started together spread out), on a connection of its
+    own: a long prune never delays claims or heartbeats.  Several runners
+    pruning is harmless; a refused prune (no EXECUTE on jobledger.prune) is
+    logged and tried again next period."""
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__(name="pruner", daemon=True)
+        self.runner = runner
+
+    def run(self) -> None:
+        runner = self.runner
+        config = runner.config
+        assert config.prune_every
+        while not runner.stopping.wait(config.prune_every * random.uniform(0.9, 1.1)):
+            try:
+                with runner.connect(f"jobledger prune {runner.worker}") as conn:
+                    deleted = conn.execute(queries.operation("prune"), {
+                        "succeeded": config.prune_succeeded, "failed": config.prune_failed,
+                        "keep_last": config.prune_keep_last}).fetchone()[0]
+            except psycopg.Error as exc:
+                log.warning("prune failed: %s", (exc.diag.message_primary or str(exc)).strip())
+                continue
+            runner.observer.event("pruned", deleted=deleted)

@@ -31,6 +31,21 @@ def load() -> dict[str, str]:
     return parse(importlib.resources.files(__package__).joinpath("queries.sql").read_text(encoding="utf-8"))
 
 
+def parse_file(name: str) -> dict[str, str]:
+    """The named blocks of another .sql file of this package."""
+    return parse(importlib.resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=None)
+def _operations() -> dict[str, str]:
+    return parse_file("operations.sql")
+
+
+def operation(name: str) -> str:
+    """A block of operations.sql: presence, metrics and retention."""
+    return _operations()[name]
+
+
 QUERIES = load()
 
 
