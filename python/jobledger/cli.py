@@ -1,12 +1,16 @@
 """The ``jobledger`` command (client side: needs the ``client`` extra).
 
-``jobledger runner`` connects with the standard libpq settings: ``--dsn``,
-else ``DATABASE_URL``, else the ``PG*`` environment variables and their
-defaults, exactly as psql would.
+Every command connects with the standard libpq settings: ``--dsn``, else
+``DATABASE_URL``, else the ``PG*`` environment variables and their defaults,
+exactly as psql would.  Errors are one line on stderr, ``error: <message>
+(<category>)``; exit codes in jobledger.commands.common (0 ok, 1 error,
+2 usage, 3/4/5 a waited-for run failed / was cancelled / is still going).
+``runner`` is here; the other commands live in jobledger.commands.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import sys
@@ -14,9 +18,11 @@ import sys
 import click
 
 import jobledger
+from jobledger import commands
+from jobledger.commands import common
 
 
-@click.group()
+@click.group(cls=common.Group)
 @click.version_option(jobledger.__version__, prog_name="jobledger")
 def main() -> None:
     """jobledger: parameterised SQL jobs with a run ledger in PostgreSQL."""
@@ -46,14 +52,38 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--retry-backoff", type=float, default=1.0, show_default=True, callback=_positive,
               help="Seconds before the first retry of a transient failure; doubles with each attempt.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
-              default="info", show_default=True)
+              default="info", show_default=True,
+              help="info logs one line per run event (claimed, succeeded, failed, retried, cancelled, released).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line, with the event, run id and job as fields.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Serve Prometheus metrics on this port at /metrics (0: off).")
+@click.option("--metrics-address", default="", metavar="ADDRESS",
+              help="Address the metrics endpoint listens on (default: every interface).")
+@common.duration_option("--prune-every",
+                        "Apply the retention rules below this often (e.g. 1h; default: never).")
+@common.duration_option("--prune-succeeded",
+                        "With --prune-every: delete succeeded runs older than this (e.g. 7d).")
+@common.duration_option("--prune-failed",
+                        "With --prune-every: delete failed and cancelled runs older than this (e.g. 30d).")
+@click.option("--prune-keep-last", type=click.IntRange(0), metavar="N",
+              help="With --prune-every: per job, keep only the newest N finished runs.")
 def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None, poll_interval: float,
-           lease: float | None, grace: float, retry_backoff: float, log_level: str) -> None:
+           lease: float | None, grace: float, retry_backoff: float, log_level: str, log_format: str,
+           metrics_port: int, metrics_address: str, prune_every: datetime.timedelta | None,
+           prune_succeeded: datetime.timedelta | None, prune_failed: datetime.timedelta | None,
+           prune_keep_last: int | None) -> None:
     """Claim pending runs and execute them, until stopped (or drained)."""
-    from jobledger.runner import process
+    from jobledger.runner import observe, process
 
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if prune_every is not None and prune_every.total_seconds() <= 0:
+        raise click.BadParameter("must be positive", param_hint="--prune-every")
+    rules = (prune_succeeded, prune_failed, prune_keep_last)
+    if prune_every is not None and all(rule is None for rule in rules):
+        raise click.UsageError("--prune-every needs --prune-succeeded, --prune-failed and/or --prune-keep-last")
+    if prune_every is None and any(rule is not None for rule in rules):
+        raise click.UsageError("--prune-succeeded, --prune-failed and --prune-keep-last need --prune-every")
+    observe.configure_logging(log_level, log_format)
     if log_level.lower() != "debug":
         # psycopg warns once per queued statement when a pipeline's connection
         # dies; the runner reports the lost connection itself.
@@ -67,11 +97,17 @@ def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None
         lease=lease,
         grace=grace,
         retry_backoff=retry_backoff,
+        metrics_port=metrics_port,
+        metrics_address=metrics_address,
+        prune_every=prune_every.total_seconds() if prune_every is not None else None,
+        prune_succeeded=prune_succeeded,
+        prune_failed=prune_failed,
+        prune_keep_last=prune_keep_last,
     )
     try:
         code = process.Runner(config).run()
     except process.StartupError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise common.CliError(exc.category, str(exc)) from None
     sys.exit(code)
 
 
@@ -79,3 +115,4 @@ def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None
 from jobledger import result_command  # noqa: E402
 
 main.add_command(result_command.result)
+commands.register(main)
