@@ -11,6 +11,8 @@ SELECT r.job, a.attempt, a.status, a.worker, a.finished_at - a.started_at AS too
   FROM jobledger.run_attempt AS a JOIN jobledger.run AS r ON r.id = a.run ORDER BY a.started_at;
 \echo '== Per job: jobledger.job_stats'
 SELECT job, runs, pending, running, succeeded, failed, cancelled, p50_duration FROM jobledger.job_stats ORDER BY job;
+\echo '== Runners: jobledger.workers'
+SELECT worker, state, version, concurrency, runs_in_flight, last_heartbeat - started_at AS ran_for FROM jobledger.workers;
 \echo '== What the runs wrote'
 SELECT picked_for, count(*) AS orders, min(amount) AS smallest, max(amount) AS largest
   FROM reports.big_orders GROUP BY picked_for ORDER BY picked_for;

@@ -28,7 +28,9 @@ GRANT EXECUTE ON FUNCTION
     jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval),
     jobledger.heartbeat(text, uuid[]),
     jobledger.release_run(uuid, integer, text),
-    jobledger.reconcile_orphaned(text, interval)
+    jobledger.reconcile_orphaned(text, interval),
+    jobledger.worker_start(text, text, integer, text, integer, interval),
+    jobledger.worker_beat(text, integer, boolean)
     TO demo_runner;
 GRANT demo_owner TO demo_runner;
 -- And for destinations outside the database (result, parquet:; 0.4.0).

@@ -58,8 +58,8 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
               help="json: one JSON object per line, with the event, run id and job as fields.")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Serve Prometheus metrics on this port at /metrics (0: off).")
-@click.option("--metrics-address", default="", metavar="ADDRESS",
-              help="Address the metrics endpoint listens on (default: every interface).")
+@click.option("--metrics-address", default="0.0.0.0", show_default=True, metavar="ADDRESS",
+              help="Address the metrics endpoint listens on (0.0.0.0: every interface).")
 @common.duration_option("--prune-every",
                         "Apply the retention rules below this often (e.g. 1h; default: never).")
 @common.duration_option("--prune-succeeded",

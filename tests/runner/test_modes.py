@@ -18,6 +18,8 @@ RUNNER_FUNCTIONS = (
     "jobledger.heartbeat(text, uuid[])",
     "jobledger.release_run(uuid, integer, text)",
     "jobledger.reconcile_orphaned(text, interval)",
+    "jobledger.worker_start(text, text, integer, text, integer, interval)",
+    "jobledger.worker_beat(text, integer, boolean)",
 )
 
 

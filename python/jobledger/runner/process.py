@@ -65,7 +65,7 @@ class Config:
     retry_backoff: float = 1.0
     check_interval: str = "1s"
     metrics_port: int = 0  # 0: no metrics endpoint
-    metrics_address: str = ""  # "": every interface
+    metrics_address: str = "0.0.0.0"  # every interface
     prune_every: float | None = None  # seconds; None: the runner does not prune
     prune_succeeded: datetime.timedelta | None = None
     prune_failed: datetime.timedelta | None = None
@@ -349,7 +349,7 @@ class Runner:
             except OSError as exc:
                 raise StartupError(f"cannot serve metrics on port {self.config.metrics_port}: {exc.strerror}",
                                    "invalid_argument") from exc
-            log.info("metrics on http://%s:%d/metrics", self.config.metrics_address or "0.0.0.0", port)
+            log.info("metrics on http://%s:%d/metrics", self.config.metrics_address, port)
         control = listen.Control(self)
         pruner = Pruner(self) if self.config.prune_every else None
         try:
