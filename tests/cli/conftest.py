@@ -4,24 +4,17 @@ and what it did to the database.  Runners come from tests/runner's fixture."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 import subprocess
 import sys
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import psycopg
 import pytest
 
 import runnertools
-
-
-@dataclasses.dataclass
-class Result:
-    code: int
-    out: str
-    err: str
+from clitools import Result
 
 
 @pytest.fixture
@@ -47,14 +40,6 @@ def counter_job(db: psycopg.Connection) -> str:
     db.execute("CREATE TABLE public.landed (n integer, who text DEFAULT current_user)")
     runnertools.define(db, "count", "SELECT CAST({n} AS integer) AS n", "landed", params={"n": {"type": "integer"}})
     return "count"
-
-
-def one_line_error(result: Result, category: str) -> Any:
-    """The command failed with exit 1 and one error line of ``category``."""
-    lines = result.err.strip().splitlines()
-    assert result.code == 1, result
-    assert len(lines) == 1 and lines[0].startswith("error: ") and lines[0].endswith(f"({category})"), result
-    return lines[0]
 
 
 @pytest.fixture

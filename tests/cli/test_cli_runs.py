@@ -10,7 +10,7 @@ import uuid
 
 import dbtools
 import runnertools
-from conftest import one_line_error
+from clitools import one_line_error
 
 
 def test_submit_prints_the_run_and_records_it(db, cli, counter_job) -> None:

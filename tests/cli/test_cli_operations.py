@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import dbtools
 import jobledger
 import runnertools
-from conftest import one_line_error
+from clitools import one_line_error
 
 
 def _free_port() -> int:

@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from conftest import one_line_error
+from clitools import one_line_error
 
 JOB = """\
 name: daily
