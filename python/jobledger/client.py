@@ -20,13 +20,13 @@ import contextlib
 import json
 import time
 import uuid
-from typing import Any, Iterator, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
 import psycopg
-import pyarrow
 from psycopg import rows
 
-from jobledger import ipc_result
+if TYPE_CHECKING:
+    import pyarrow
 
 Connectable = Union[psycopg.Connection, str]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
@@ -74,13 +74,16 @@ def status(conn_or_dsn: Connectable, run: uuid.UUID | str) -> dict[str, Any]:
 
 
 def wait(conn_or_dsn: Connectable, run: uuid.UUID | str, timeout: float | None = None,
-         poll_interval: float = 0.5) -> dict[str, Any]:
+         poll_interval: float = 0.5, on_poll: Callable[[dict[str, Any]], None] | None = None
+         ) -> dict[str, Any]:
     """Poll until the run is succeeded, failed or cancelled; its ``status`` row.
 
     Polling rather than LISTEN: the ledger sends no notification when a run
     ends.  The first polls come quickly (10 ms, doubling up to
-    ``poll_interval``) so short runs return fast.  ``TimeoutError`` after
-    ``timeout`` seconds (None: wait for ever).
+    ``poll_interval``) so short runs return fast.  ``on_poll`` sees the row
+    of every poll that found the run still pending or running (the CLI's
+    live status line).  ``TimeoutError`` after ``timeout`` seconds (None: wait
+    for ever); ``LookupError`` if the run is not there (or not visible).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.01
@@ -89,6 +92,8 @@ def wait(conn_or_dsn: Connectable, run: uuid.UUID | str, timeout: float | None =
             row = status(conn, run)
             if row["status"] in FINAL_STATUSES:
                 return row
+            if on_poll is not None:
+                on_poll(row)
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {run} is still {row['status']} after {timeout} s")
             pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
@@ -108,4 +113,7 @@ def result(conn_or_dsn: Connectable, run: uuid.UUID | str) -> pyarrow.Table:
         if not conn.autocommit:
             conn.rollback()
     assert found is not None
+    # Imported here: pyarrow takes a while to import, and submit/wait do not need it.
+    from jobledger import ipc_result
+
     return ipc_result.decode(bytes(found[0]))

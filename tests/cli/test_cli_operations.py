@@ -94,9 +94,19 @@ def test_json_logs_one_line_per_event(db, counter_job, start_runner) -> None:
     assert runner.wait() == 0, runner.log()
     lines = [json.loads(line) for line in runner.log().splitlines()]
     events = [(e["event"], e["run"], e["job"], e["attempt"]) for e in lines if "event" in e]
-    assert events == [("claimed", str(run), "count", 1), ("succeeded", str(run), "count", 1)]
+    # At info, one line per run: its outcome.
+    assert events == [("succeeded", str(run), "count", 1)]
     done = next(e for e in lines if e.get("event") == "succeeded")
     assert done["rows_written"] == 1 and done["level"] == "info" and done["time"].endswith("Z")
+
+
+def test_debug_logs_claims_too(db, counter_job, start_runner) -> None:
+    run = runnertools.submit(db, "count", {"n": 1})
+    runner = start_runner("--drain", "--log-format", "json", "--log-level", "debug")
+    assert runner.wait() == 0, runner.log()
+    lines = [json.loads(line) for line in runner.log().splitlines() if line.startswith("{")]
+    events = [(e["event"], e["run"], e["level"]) for e in lines if "event" in e]
+    assert events == [("claimed", str(run), "debug"), ("succeeded", str(run), "info")]
 
 
 def test_text_logs_carry_the_fields(db, counter_job, start_runner) -> None:

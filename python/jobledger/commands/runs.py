@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 import uuid
 from typing import Any
 
 import click
 import psycopg
 
-from jobledger import durations
+from jobledger import client, durations
 from jobledger.commands import common
 
 # Declared types whose values are strings: a -p value is taken as written.
@@ -52,32 +51,28 @@ def parse_params(conn: psycopg.Connection, job: str, pairs: tuple[str, ...], par
 
 def wait_for(conn: psycopg.Connection, run: uuid.UUID, timeout: datetime.timedelta | None, quiet: bool
              ) -> dict[str, Any]:
-    """Poll the run until it ends (or ``timeout``), with a live status line
-    on stderr; its last state."""
+    """Wait for the run to end (client.wait), or ``timeout``, with a live
+    status line on stderr; its last state."""
     from rich.status import Status
 
-    deadline = None if timeout is None else time.monotonic() + timeout.total_seconds()
-    pause = 0.02
     status_line = None if quiet else Status("", console=common.console(err=True))
+
+    def show(state: dict[str, Any]) -> None:
+        assert status_line is not None
+        where = f" on {state['worker']}" if state["worker"] else ""
+        status_line.update(f"run {common.short(run)} {state['status']}, attempt "
+                           f"{max(state['attempt'], 1)}/{state['max_attempts']}{where}, "
+                           f"{durations.show(state['duration'] or state['queued_for'])}")
+
     if status_line is not None:
         status_line.start()
     try:
-        while True:
-            state = conn.execute(common.query("run_state"), {"id": run}).fetchone()
-            if state is None:
-                raise common.CliError("unknown_run", f"run {run} is gone (pruned or its job dropped)")
-            if state["status"] in common.TERMINAL:
-                return state
-            if status_line is not None:
-                where = f" on {state['worker']}" if state["worker"] else ""
-                status_line.update(f"run {common.short(run)} {state['status']}, attempt "
-                                   f"{max(state['attempt'], 1)}/{state['max_attempts']}{where}, "
-                                   f"{durations.show(state['elapsed'])}")
-            if deadline is not None and time.monotonic() >= deadline:
-                state["timed_out"] = True
-                return state
-            time.sleep(pause)
-            pause = min(pause * 1.5, 1.0)
+        return client.wait(conn, run, None if timeout is None else timeout.total_seconds(),
+                           poll_interval=1.0, on_poll=None if status_line is None else show)
+    except TimeoutError:
+        return {**client.status(conn, run), "timed_out": True}
+    except LookupError:
+        raise common.CliError("unknown_run", f"run {run} is gone (pruned or its job dropped)") from None
     finally:
         if status_line is not None:
             status_line.stop()

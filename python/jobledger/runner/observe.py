@@ -163,7 +163,9 @@ class Observer:
         self._server: Any = None
         self._queue: QueueDepth | None = None
         # Checked once: the hot path must not even build the fields when off.
+        # "claimed" is a debug event: at info, one line per run (its outcome).
         self.events_on = events.isEnabledFor(logging.INFO)
+        self.claims_on = events.isEnabledFor(logging.DEBUG)
 
     # ---- the executors' hot path ----------------------------------------
 
@@ -173,8 +175,8 @@ class Observer:
             m.claimed.inc()
             if run.attempt == 1:
                 m.pickup.observe(max(0.0, (run.started_at - run.created_at).total_seconds()))
-            if self.events_on:
-                self.event("claimed", run, attempt=run.attempt)
+            if self.claims_on:
+                self.event("claimed", run, level=logging.DEBUG, attempt=run.attempt)
 
     def finished(self, run: claim.ClaimedRun, outcome: execute.Outcome, rows_written: int | None,
                  seconds: float, fenced_status: str | None = None) -> None:
@@ -196,11 +198,12 @@ class Observer:
                 fields["rows_written"] = rows_written
             self.event(name, run, **fields)
 
-    def event(self, name: str, run: claim.ClaimedRun | None = None, **fields: Any) -> None:
+    def event(self, name: str, run: claim.ClaimedRun | None = None, level: int = logging.INFO,
+              **fields: Any) -> None:
         """One log line for one event, with its fields."""
         if run is not None:
             fields = {"run": str(run.id), "job": run.job, **fields}
-        events.info("%s", name, extra={"event": name, "fields": fields})
+        events.log(level, "%s", name, extra={"event": name, "fields": fields})
 
     # ---- the metrics endpoint -----------------------------------------
 
