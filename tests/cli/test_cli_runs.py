@@ -65,10 +65,17 @@ def test_submit_wait_on_a_cancelled_run_and_a_timeout(db, cli, sleepy_job, start
     waiting = subprocess.Popen([sys.executable, "-m", "jobledger", "submit", "sleepy", "-p", "n=2", "-p", "sleep=60",
                                 "--wait", "--dsn", runnertools.dsn(db)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)
-    run = runnertools.wait_until(lambda: db.execute(
-        "SELECT id FROM jobledger.run WHERE status = 'running'").fetchone(), what="the run to start")["id"]
-    assert cli("cancel", str(run)[:8]).code == 0
-    out, err = waiting.communicate(timeout=60)
+    try:
+        # This run, not the first one, which the runner may be executing too.
+        run = runnertools.wait_until(lambda: db.execute(
+            "SELECT id FROM jobledger.run WHERE status = 'running' AND parameters ->> 'n' = '2'").fetchone(),
+            what="the run to start")["id"]
+        assert cli("cancel", str(run)[:8]).code == 0
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+            waiting.communicate()
     assert waiting.returncode == 4, (out, err)
     assert "cancelled" in err
 
