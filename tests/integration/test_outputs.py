@@ -286,3 +286,29 @@ def test_submit_compares_the_query_with_the_dataset(db, lake_dir) -> None:
         db.execute("SELECT jobledger.submit_job('p')")
     assert 'column "b" is string in the query but int16 in the dataset' in changed.value.diag.message_detail
     assert db.execute("SELECT count(*) AS n FROM jobledger.run").fetchone() == {"n": 1}
+
+
+def test_run_output_returns_the_newest_of_a_name_or_says_why_not(db, job, connect, make_role) -> None:
+    runner = connect()
+    run = claimed_run(db, runner, job)
+    emit(runner, run, "notes", b"first")
+    emit(runner, run, "notes", b"second")
+    assert db.execute("SELECT jobledger.run_output(%s, 'notes') AS d", (run,)).fetchone() == {"d": b"second"}
+
+    def refused(conn, run_id, name) -> psycopg.Error:
+        with pytest.raises(psycopg.Error) as caught:
+            conn.execute("SELECT jobledger.run_output(%s, %s)", (run_id, name))
+        return caught.value
+
+    # Still running: nothing named so yet.
+    error = refused(db, run, "result")
+    assert dbtools.category(error) == "no_result" and "running" in str(error)
+    assert error.diag.message_hint == "Wait for it to succeed."
+    runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 0)", (run, WORKER))
+    error = refused(db, run, "result")
+    assert dbtools.category(error) == "no_result"
+    assert "destination is result" in error.diag.message_hint
+    assert dbtools.category(refused(db, uuid.uuid4(), "notes")) == "unknown_run"
+    # A run the caller may not see is, for it, not there.
+    outsider = connect(user=make_role("outsider"))
+    assert dbtools.category(refused(outsider, run, "notes")) == "unknown_run"
