@@ -26,7 +26,7 @@ PLPYTHON ?= $(shell plpython/interpreter.sh $(PG_CONFIG))
 # and plpython/ by sql/assemble.py (stdlib only; any python3 runs it).
 ASSEMBLE = python3 sql/assemble.py
 BUILT_SCRIPTS := $(shell $(ASSEMBLE) --list --out build 2>/dev/null)
-SQL_SOURCES := sql/jobledger.control sql/assemble.py $(wildcard sql/migrations/*/*.sql sql/objects/*.sql sql/released/*.sql plpython/*.sql plpython/*.py)
+SQL_SOURCES := sql/jobledger.control sql/assemble.py $(wildcard sql/migrations/*/*.sql sql/objects/*.sql sql/after/*.sql sql/released/*.sql plpython/*.sql plpython/*.py)
 
 MODULEDIR = extension
 DATA = sql/jobledger.control

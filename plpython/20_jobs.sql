@@ -1,3 +1,8 @@
+-- define_job runs with its caller's rights (SECURITY INVOKER): what
+-- PostgreSQL works out from the template (output columns, dependencies) is
+-- worked out with rights its author has, and template text never reaches
+-- the server inside a function that runs with more.  The ledger write is
+-- jobledger.record_job_version, which checks everything it needs itself.
 CREATE OR REPLACE FUNCTION jobledger.define_job_py(
     name text, query text, destination text, mode text, params jsonb, timeout interval,
     max_attempts integer, description text
@@ -5,13 +10,14 @@ CREATE OR REPLACE FUNCTION jobledger.define_job_py(
 RETURNS jsonb
 LANGUAGE plpython3u
 SET search_path = pg_catalog, jobledger, pg_temp
+SET standard_conforming_strings = on
 AS $python$
 @PRELUDE@
 return jobledger.server.define_job(plpy, name, query, destination, mode, params, timeout, max_attempts, description)
 $python$;
 COMMENT ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) IS
-    'Internal: the outcome of jobledger.define_job (see jobledger.outcome_value).';
-REVOKE ALL ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) FROM PUBLIC;
+    'Internal: the outcome of jobledger.define_job, with its caller''s rights (see jobledger.outcome_value).';
+GRANT EXECUTE ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.define_job(
     name text,
@@ -25,7 +31,6 @@ CREATE OR REPLACE FUNCTION jobledger.define_job(
 )
 RETURNS integer
 LANGUAGE sql
-SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
     SELECT (jobledger.outcome_value(jobledger.define_job_py(
@@ -34,8 +39,38 @@ AS $$
             )) OPERATOR(pg_catalog.#>>) '{}'::text[])::integer
 $$;
 COMMENT ON FUNCTION jobledger.define_job(text, text, text, text, jsonb, interval, integer, text) IS
-    'Defines a job (the caller becomes its owner), or a new version of it when anything changed; returns the version. The template is checked (one SELECT, placeholders where values stand), the parameters'' declarations must match the placeholders, and the output must fit the destination.';
+    'Defines a job (the caller becomes its owner), or a new version of it when anything changed; returns the version. Runs with the caller''s rights. The template is stored exactly as written; PostgreSQL''s own grammar must read it as one plain SELECT with each {placeholder} where a value stands, the parameters'' declarations must match the placeholders, and the output must fit the destination.';
 GRANT EXECUTE ON FUNCTION jobledger.define_job(text, text, text, text, jsonb, interval, integer, text) TO PUBLIC;
+
+-- record_job_version's own check of a template: pure Python, nothing of the
+-- text reaches the server, so it may run inside that SECURITY DEFINER function.
+CREATE OR REPLACE FUNCTION jobledger.check_template_py(query text, params text)
+RETURNS jsonb
+LANGUAGE plpython3u
+IMMUTABLE
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $python$
+@PRELUDE@
+return jobledger.server.check_template(plpy, query, params)
+$python$;
+COMMENT ON FUNCTION jobledger.check_template_py(text, text) IS
+    'Internal: the placeholders of a template PostgreSQL''s grammar accepts, as an outcome (see jobledger.outcome_value).';
+REVOKE ALL ON FUNCTION jobledger.check_template_py(text, text) FROM PUBLIC;
+
+-- What the upgrade to 0.5.0 asks of a version an older jobledger recorded,
+-- run as the version's owner (sql/after/10_check_versions.sql).
+CREATE OR REPLACE FUNCTION jobledger.analyse_version_py(job text, query text, params text)
+RETURNS jsonb
+LANGUAGE plpython3u
+SET search_path = pg_catalog, jobledger, pg_temp
+SET standard_conforming_strings = on
+AS $python$
+@PRELUDE@
+return jobledger.server.analyse_version(plpy, job, query, params)
+$python$;
+COMMENT ON FUNCTION jobledger.analyse_version_py(text, text, text) IS
+    'Internal: a job version checked under the current template rules with the caller''s rights (placeholders, output columns by kind of value), as an outcome.';
+GRANT EXECUTE ON FUNCTION jobledger.analyse_version_py(text, text, text) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.submit_job_py(
     job text, params jsonb, idempotency_key text, priority integer, run_after timestamptz, max_attempts integer

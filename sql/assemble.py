@@ -10,6 +10,9 @@ Sources (all under the repository root):
 * ``sql/objects/*.sql`` and ``plpython/*.sql``: idempotent definitions
   (``CREATE OR REPLACE``) re-applied by every install and every upgrade, so a
   function's body always comes from one file.
+* ``sql/after/*.sql``: statements run after every definition, by every
+  install and every upgrade (e.g. checking versions an older release
+  recorded); each must be idempotent.
 * ``plpython/prelude.py``: the per-session prelude, put into each PL/Python
   function where its body says ``@PRELUDE@``.
 * ``sql/released/jobledger--<version>.sql``: the install script of each
@@ -20,7 +23,7 @@ Sources (all under the repository root):
 ``jobledger--X.sql`` (install) holds every migration, then every definition.
 ``jobledger--W--X.sql`` (upgrade) first checks that the migrations the
 database recorded are the released ones, then applies the migrations newer
-than W, then every definition.  So a fresh install and an upgraded database
+than W, then every definition, then ``sql/after``.  So a fresh install and an upgraded database
 run the same definitions, and the upgrade tests assert they end up equal.
 
 The scripts carry ``@PYTHON_LIBDIR@`` until written out with ``--out``, so
@@ -109,6 +112,8 @@ def _definitions(root: pathlib.Path, version: str) -> str:
         if "@PRELUDE@" not in body:
             raise SystemExit(f"assemble: {path} has no @PRELUDE@ line")
         parts.append(f"-- from plpython/{path.name}\n{body.replace('@PRELUDE@', prelude.rstrip())}")
+    for path in sorted((root / "sql" / "after").glob("*.sql")):
+        parts.append(f"-- from sql/after/{path.name}\n{path.read_text()}")
     return "\n".join(parts)
 
 

@@ -76,6 +76,17 @@ deps() {
             -c "$top/python/constraints.txt" -e "$top/python[client,dev]"
         echo "$want" >"$stamp"
     fi
+
+    # pgspot pins another pglast than jobledger's: it gets a venv of its own.
+    local lint=$top/.venv-pgspot lint_want
+    lint_want=$(sha256sum <"$top/python/lint-constraints.txt" | cut -d' ' -f1)
+    if [ ! -x "$lint/bin/pgspot" ] || [ "$(cat "$lint/.jobledger-stamp" 2>/dev/null)" != "$lint_want" ]; then
+        say "creating the pgspot virtualenv in .venv-pgspot"
+        rm -rf "$lint"
+        python3 -m venv "$lint"
+        "$lint/bin/pip" install -q --disable-pip-version-check -r "$top/python/lint-constraints.txt"
+        echo "$lint_want" >"$lint/.jobledger-stamp"
+    fi
 }
 
 external_server() {

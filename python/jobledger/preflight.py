@@ -1,16 +1,19 @@
 """What the database says about a job's query and destination, before any run.
 
-Runs in the server (PL/Python, inside SECURITY DEFINER entry points), so every
-check about the job's owner is explicit: the code runs as the extension's
-owner and must never tell a caller about objects the job's owner could not
-see.  The answers here are what the owner would get running the query:
+Runs in the server (PL/Python).  The answers here are what the owner would
+get running the query:
 
 * ``query_columns``: the names and types the query produces, learned by
-  creating a temporary view of it (parsed and planned by PostgreSQL, never
+  creating a temporary view of it (parsed and analysed by PostgreSQL, never
   executed), together with every relation, column and function the view
-  depends on, each checked against the owner's privileges;
+  depends on, each checked against the owner's privileges.  Only define_job
+  calls it, which runs with its caller's rights (the job's owner, or a
+  member of it): template text never reaches the server inside a function
+  that runs with more rights, and only through ``single_statement``;
 * ``destination``: the destination table's columns and whether the owner may
-  write it in the job's mode.
+  write it in the job's mode (catalog lookups only: submit_job, which runs
+  as the extension's owner, asks this about the job's owner explicitly and
+  never tells a caller about objects the owner could not see).
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ import dataclasses
 import itertools
 from typing import Any
 
-from jobledger import errors, plans, schema_diff
+from jobledger import errors, plans, schema_diff, single_statement
 
 # Job queries resolve unqualified names in public, after the catalogs, at
-# define time, at submit time and in the runner alike.
-TEMPLATE_SEARCH_PATH = "pg_catalog, public"
+# define time and in the runner alike; temporary objects last, so that no
+# temporary table or view can stand in for a permanent one.
+TEMPLATE_SEARCH_PATH = "pg_catalog, public, pg_temp"
 
 # Privileges the owner needs on the destination, by mode.
 MODE_PRIVILEGES = {
@@ -54,6 +58,17 @@ def destination(plpy: Any, job: str, owner: str, name: str, mode: str) -> Destin
             raise
         rows = []
     return destination_of_row(rows[0] if rows else None, job, owner, name, mode)
+
+
+def check_fit(job: str, columns: list[tuple[str, str]], dest: Destination, mode: str) -> None:
+    """The query's columns against the destination table's, and merge's key."""
+    schema_diff.check(job, columns, dest.columns)
+    if mode == "merge" and not dest.has_primary_key:
+        raise errors.JobledgerError(
+            "schema_mismatch",
+            f'job "{job}" merges into {dest.qualified_name}, which has no primary key',
+            hint="merge upserts on the primary key: add one, or use append or overwrite.",
+        )
 
 
 def mode_privileges(mode: str) -> str:
@@ -174,56 +189,80 @@ def current_destination(plpy: Any, row: Any, job: str, owner: str, name: str, mo
 
 
 
+class _Analysed(Exception):
+    """Carries the analysis out of its subtransaction, which it rolls back:
+    the temporary view and the settings go with it."""
+
+    def __init__(self, columns: list[tuple[str, str]], denied: list[str]) -> None:
+        super().__init__("analysed")
+        self.columns = columns
+        self.denied = denied
+
+
 def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, str]]:
     """(name, type) of each column ``sql`` produces, checked as ``owner`` may read it.
 
     A temporary view is parsed and analysed by PostgreSQL but runs nothing;
     its dependencies name every relation, column and function the query
     uses, so the owner's privileges can be checked the way the executor will
-    check them when the runner runs the query as the owner.
+    check them when the runner runs the query as the owner.  Runs with the
+    caller's rights (define_job is SECURITY INVOKER) and hands the text to
+    the server only through ``single_statement.prepare_one``.
     """
     view = f"jobledger_preflight_{next(_view_names)}"
+    statement = "CREATE TEMPORARY VIEW pg_temp." + view + " AS " + sql  # template-free: goes to prepare_one only
     try:
         with plpy.subtransaction():
-            plpy.execute(f"SET LOCAL search_path = {TEMPLATE_SEARCH_PATH}")
-            plpy.execute(f"CREATE TEMPORARY VIEW pg_temp.{view} AS {sql}")
+            plpy.execute(_SET_TEMPLATE_PATH)
+            plpy.execute("SET LOCAL standard_conforming_strings = on")
+            try:
+                plan = single_statement.prepare_one(plpy, statement, "ViewStmt")
+            except single_statement.NotOneStatement as problem:
+                raise errors.JobledgerError(
+                    "template_not_select", f'the query of job "{job}" is not one SELECT: {problem}'
+                ) from None
+            plpy.execute(plan)
             plpy.execute("SET LOCAL search_path = pg_catalog, jobledger, pg_temp")
-            columns = plpy.execute(
-                f"""SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
-                      FROM pg_catalog.pg_attribute a
-                     WHERE a.attrelid = 'pg_temp.{view}'::pg_catalog.regclass AND a.attnum > 0
-                     ORDER BY a.attnum"""
-            )
-            denied = plpy.execute(
-                plpy.prepare(_DENIED_DEPENDENCIES.replace("@VIEW@", f"pg_temp.{view}"), ["name"]),
-                [owner],
-            )
-            plpy.execute(f"DROP VIEW pg_temp.{view}")
+            relation = f"pg_temp.{view}"
+            columns = plpy.execute(plans.plan(plpy, _VIEW_COLUMNS, ["text"]), [relation])
+            denied = plpy.execute(plans.plan(plpy, _DENIED_DEPENDENCIES, ["name", "text"]), [owner, relation])
+            raise _Analysed([(c["name"], c["type"]) for c in columns], [r["what"] for r in denied])
+    except _Analysed as analysed:
+        result = analysed
     except plpy.SPIError as exc:
         raise errors.JobledgerError(
             "template_parse_error",
             f'the query of job "{job}" is not valid here: {exc.args[0] if exc.args else exc}',
         ) from None
-    if denied:
+    if result.denied:
         raise errors.JobledgerError(
             "permission_denied",
-            f'job "{job}": its owner {owner} may not use {denied[0]["what"]}',
-            detail="\n".join(r["what"] for r in denied),
+            f'job "{job}": its owner {owner} may not use {result.denied[0]}',
+            detail="\n".join(result.denied),
         )
-    return [(c["name"], c["type"]) for c in columns]
+    return result.columns
 
 
-# Everything the view's rewrite rule depends on that the owner may not use.
-# Column references need SELECT on that column (or the table); a whole-table
-# reference needs SELECT on some column; functions need EXECUTE; and the
-# schema of each needs USAGE, reported first as PostgreSQL would.
+_SET_TEMPLATE_PATH = f"SET LOCAL search_path = {TEMPLATE_SEARCH_PATH}"
+
+_VIEW_COLUMNS = """
+SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type
+  FROM pg_catalog.pg_attribute a
+ WHERE a.attrelid = $1::pg_catalog.regclass AND a.attnum > 0
+ ORDER BY a.attnum"""
+
+
+# Everything the view's rewrite rule depends on that the owner ($1) may not
+# use.  Column references need SELECT on that column (or the table); a
+# whole-table reference needs SELECT on some column; functions need EXECUTE;
+# and the schema of each needs USAGE, reported first as PostgreSQL would.
 _DENIED_DEPENDENCIES = """
 WITH deps AS (
     SELECT DISTINCT d.refclassid, d.refobjid, d.refobjsubid
       FROM pg_catalog.pg_depend d
       JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-     WHERE rw.ev_class = '@VIEW@'::pg_catalog.regclass
-       AND d.refobjid <> '@VIEW@'::pg_catalog.regclass
+     WHERE rw.ev_class = $2::pg_catalog.regclass
+       AND d.refobjid <> $2::pg_catalog.regclass
 )
 SELECT 'schema ' || pg_catalog.quote_ident(n.nspname) AS what
   FROM deps

@@ -1,265 +1,139 @@
-"""Render a job's SQL: put each bound value, as one constant, in place of its placeholders.
+"""Render a job's SQL: the template exactly as its author wrote it, with one
+literal spliced into each placeholder's place.
 
-Values are never spliced into SQL text.  Each value becomes one constant node
-in a copy of the template's sqlglot tree, sqlglot writes the tree as SQL, and
-the SQL is read back and compared with the tree before it is returned.  A
-value can therefore only ever be one constant, whatever its text holds
-(quotes, ``--``, ``/*``, ``$$``, braces, backslashes): a value that tried to be
-more would read back as a different tree.
+Nothing outside the placeholders changes: not case, not whitespace, not
+comments, not function spellings.  A template records where its
+placeholders are (``Span``: character offsets, worked out and checked by
+``template.parse_template`` when the job was defined).
 
-The forms written, by declared type (``x`` the value)::
+Every rendered query is read back with PostgreSQL's own grammar
+(``pgparse``) and must be the template's tree with, in each placeholder's
+place, exactly the tree of its literal read alone (``Renderer.check``).
+Each literal was already checked on its own (``literals.literal``).  So a
+value can only ever be one constant, whatever its text holds.
 
-    untyped string    'x'                  e'x' when x holds a backslash
-    untyped number    42   1.50   (-3)     (negative ones parenthesised, so
-                                           that ``{n}^2`` or ``{n}::text``
-                                           keep the sign with the number)
-    untyped boolean   TRUE / FALSE
-    untyped null      NULL
-    text              CAST('x' AS TEXT)
-    integer           CAST(42 AS INT)      CAST(-42 AS INT)
-    bigint            CAST(42 AS BIGINT)
-    numeric           CAST(123456789012345678901234567890.123456789 AS DECIMAL)
-    boolean           CAST(TRUE AS BOOLEAN)
-    date              CAST('2026-11-01' AS DATE)
-    timestamptz       CAST('2026-11-01 09:30:00+00:00' AS TIMESTAMPTZ)
-    uuid              CAST('0b5d…' AS UUID)
-    jsonb             CAST('{"a": 1}' AS JSONB)
-    T[]               CAST(ARRAY[1, 2] AS BIGINT[])   CAST(ARRAY[] AS DATE[])
-    typed null        CAST(NULL AS DATE)
-
-Typed values are CASTs so that their type never depends on where the
-placeholder stands.  Arrays are one ``CAST(ARRAY[...] AS T[])`` rather than a
-cast of an array literal string ``'{...}'``: the array-literal syntax has its
-own quoting and backslash rules, while ``ARRAY[...]`` holds ordinary
-constants, written by the same rules as every other value; an empty array
-needs the cast anyway.  Numbers are written in positional notation with every
-digit, so ``1E+400`` becomes ``1`` and 400 zeros: exact, and read the same by
-every PostgreSQL release.
-
-standard_conforming_strings: with it off, PostgreSQL reads a backslash in a
-plain ``'...'`` string as an escape.  A string holding a backslash is
-therefore written as an ``E'...'`` escape string (sqlglot's
-``exp.ByteString``), in which sqlglot doubles each backslash; escape strings
-are read the same way whatever the setting.  Strings without a backslash are
-plain ``'...'`` strings, which also read the same either way.  The check after
-writing refuses any plain string holding a backslash, and the template's own
-strings were made to follow the same rule when it was parsed
-(``template.string_node``).
+Imported on ``submit_job``'s path: no sqlglot.
 """
 
 from __future__ import annotations
 
 import collections.abc
-import datetime
-import decimal
-import functools
-import uuid
+import dataclasses
+from typing import Any
 
-import sqlglot.expressions as exp
-
-import jobledger.params
-import jobledger.template
+from jobledger import pgparse
 
 
-def render(
-    template: jobledger.template.Template,
-    bound: collections.abc.Mapping[str, jobledger.params.BoundValue],
-) -> str:
-    """The SQL to run: the template with every placeholder replaced by its bound value.
+@dataclasses.dataclass(frozen=True)
+class Span:
+    """One placeholder occurrence: ``query[start:end]`` is ``{name}``."""
 
-    Works on a copy of the template's tree, so a cached Template can be
-    rendered any number of times.  Raises RuntimeError (a bug, never a user
-    error) if a placeholder has no bound value or if the SQL does not read back
-    as the rendered tree.
-    """
-    missing = sorted(template.placeholders - set(bound))
-    if missing:
-        raise RuntimeError(f"no bound value for placeholders: {', '.join(missing)}")
-    values = {name: literal_node(bound[name]) for name in template.placeholders}
-    tree = jobledger.template.substitute(template.expression, values)
-    sql = jobledger.template.to_sql(tree)
-    problem = jobledger.template.round_trip_problem(tree, sql)
-    if problem is not None:
-        raise RuntimeError(f"rendered job SQL failed its check: {problem}")
-    return sql
+    start: int
+    end: int
+    name: str
+
+
+def splice(query: str, spans: collections.abc.Sequence[Span], texts: collections.abc.Mapping[str, str]) -> str:
+    """``query`` with each span replaced by the text for its name."""
+    return splice_each(query, spans, [texts[span.name] for span in spans])
+
+
+def parameter_text(query: str, spans: collections.abc.Sequence[Span]) -> str:
+    """``query`` with the n-th placeholder occurrence written ``$n``: what
+    PostgreSQL's grammar reads as a value wherever a value may stand."""
+    return splice_each(query, spans, [f"${index + 1}" for index in range(len(spans))])
+
+
+def splice_each(query: str, spans: collections.abc.Sequence[Span], texts: collections.abc.Sequence[str]) -> str:
+    """``query`` with the i-th span replaced by ``texts[i]``."""
+    parts = []
+    position = 0
+    for span, text in zip(spans, texts):
+        parts.append(query[position : span.start])
+        parts.append(text)
+        position = span.end
+    parts.append(query[position:])
+    return "".join(parts)
+
+
+def statement_tree(sql: str) -> Any:
+    """The one statement of ``sql`` without locations (pgparse.ParseError if
+    PostgreSQL rejects it, ValueError if it holds more or less than one)."""
+    statements = pgparse.parse(sql)
+    if len(statements) != 1:
+        raise ValueError(f"{len(statements)} statements")
+    return pgparse.strip_locations(statements[0]["stmt"])
+
+
+def literal_tree(text: str) -> Any:
+    """The tree of one literal read alone, as the value of ``SELECT <literal>``."""
+    found = _literal_trees.get(text)
+    if found is None:
+        stmt = statement_tree("SELECT " + text)
+        found = stmt["SelectStmt"]["targetList"][0]["ResTarget"]["val"]
+        if len(_literal_trees) >= 4096:
+            _literal_trees.clear()
+        _literal_trees[text] = found
+    return found
+
+
+_literal_trees: dict[str, Any] = {}
 
 
 class Renderer:
-    """Renders one template many times without re-writing or re-reading the whole query.
+    """Renders one template version; built once per session and version."""
 
-    ``render`` writes the whole tree and reads it all back for every call.
-    A job is rendered on every submit, so this does that work once per
-    template instead: the template is written once with a marker at each
-    placeholder and cut into the fixed text between them (the skeleton), and
-    each call writes and checks only the values.
+    def __init__(self, query: str, spans: collections.abc.Sequence[Span]) -> None:
+        self.query = query
+        self.spans = tuple(spans)
+        self.names = frozenset(span.name for span in self.spans)
+        self._tree: Any = None
 
-    Why that is the same guarantee: rendered SQL is skeleton text plus one
-    literal's SQL per placeholder.  On construction, for every literal shape
-    ``literal_node`` can build (``template.probe_literals``), the skeleton
-    joined with the probe's SQL is checked to equal what writing the whole
-    substituted tree gives, and ``parse_template`` already proved that SQL
-    reads back as the substituted tree.  On each call, every literal's SQL
-    must read back, alone, as exactly its node, and hold no plain string with
-    a backslash.  A literal that reads back as itself alone is whole tokens
-    that begin and end where the node does, so in the skeleton it can only be
-    that node again.  A template whose skeleton does not match for some shape
-    keeps the full check (``fast`` is False).
-    """
-
-    def __init__(self, template: jobledger.template.Template) -> None:
-        self.template = template
-        self._segments, self._slots = _skeleton(template.expression)
-        self.fast = all(
-            self._join({name: jobledger.template.to_sql(probe) for name in template.placeholders})
-            == jobledger.template.to_sql(
-                jobledger.template.substitute(
-                    template.expression, {name: probe for name in template.placeholders}
-                )
-            )
-            for probe in jobledger.template.probe_literals()
-        )
-
-    def render(self, bound: collections.abc.Mapping[str, jobledger.params.BoundValue]) -> str:
-        """What ``render(template, bound)`` returns, checked value by value."""
-        if not self.fast:
-            return render(self.template, bound)
-        missing = sorted(self.template.placeholders - set(bound))
+    def render(self, texts: collections.abc.Mapping[str, str]) -> str:
+        """The query with each placeholder's literal text, checked with PostgreSQL's grammar."""
+        missing = sorted(self.names - set(texts))
         if missing:
-            raise RuntimeError(f"no bound value for placeholders: {', '.join(missing)}")
-        return self._join({name: literal_sql(bound[name]) for name in self.template.placeholders})
+            raise RuntimeError(f"no value for placeholders: {', '.join(missing)}")
+        sql = splice(self.query, self.spans, texts)
+        problem = self.check(sql, texts)
+        if problem is not None:
+            raise RuntimeError(f"rendered job SQL failed its check: {problem}")
+        return sql
 
-    def _join(self, texts: collections.abc.Mapping[str, str]) -> str:
-        parts = [self._segments[0]]
-        for name, segment in zip(self._slots, self._segments[1:]):
-            parts.append(texts[name])
-            parts.append(segment)
-        return "".join(parts)
-
-
-def literal_sql(bound: jobledger.params.BoundValue) -> str:
-    """The SQL of a bound value's literal, checked to read back, alone, as exactly its node.
-
-    A literal depends only on the value's type and exact form, so the checked
-    text of small values is kept for the session (``_literals``): jobs are
-    often submitted with the same values (today's date, a tenant id).
-    """
-    key = _literal_key(bound)
-    text = _literals.get(key) if key is not None else None
-    if text is not None:
-        return text
-    node = literal_node(bound)
-    text = jobledger.template.to_sql(node)
-    problem = jobledger.template.round_trip_problem(node, text)
-    if problem is not None:
-        raise RuntimeError(f"the value of {{{bound.name}}} failed its check: {problem}")
-    if key is not None:
-        if len(_literals) >= _LITERALS_KEPT:
-            _literals.clear()
-        _literals[key] = text
-    return text
-
-
-# Checked literal SQL by _literal_key; cleared when full.
-_literals: dict[tuple[str | None, str], str] = {}
-_LITERALS_KEPT = 4096
-_LITERAL_KEY_MAX = 256
-
-
-def _literal_key(bound: jobledger.params.BoundValue) -> tuple[str | None, str] | None:
-    """What a literal's text depends on: the declared type and the value's exact
-    form.  repr, not the value: 1.0 and 1.00 are equal Decimals written
-    differently, True equals 1.  None for values too large to keep."""
-    form = repr(bound.value)
-    if len(form) > _LITERAL_KEY_MAX:
+    def check(self, sql: str, texts: collections.abc.Mapping[str, str]) -> str | None:
+        """Why ``sql`` is not the template's tree with each literal's tree in
+        its placeholder's place, or None."""
+        if self._tree is None:
+            self._tree = statement_tree(parameter_text(self.query, self.spans))
+        try:
+            rendered = statement_tree(sql)
+        except (pgparse.ParseError, ValueError) as error:
+            return f"PostgreSQL does not read it as one statement: {error}"
+        values = [literal_tree(texts[span.name]) for span in self.spans]
+        if not same_with_values(self._tree, rendered, values):
+            return "PostgreSQL reads it as a different tree than the template's"
         return None
-    return (bound.type.name if bound.type is not None else None, form)
 
 
-# NUL cannot occur in PostgreSQL text, so it cannot occur in a template's SQL
-# either: it marks the placeholders of a skeleton unambiguously.
-_SLOT_MARK = "\0"
-
-
-class _SkeletonDialect(jobledger.template.JobledgerPostgres):
-    """Writes a placeholder as NUL, name, NUL: the cut points of a skeleton."""
-
-    class Generator(jobledger.template.JobledgerPostgres.Generator):
-        def placeholder_sql(self, expression: exp.Placeholder) -> str:
-            return f"{_SLOT_MARK}{expression.this}{_SLOT_MARK}"
-
-
-_SKELETON_DIALECT = _SkeletonDialect()
-
-
-def _skeleton(tree: exp.Expr) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(text between placeholders, placeholder names in order) of a template tree."""
-    marked = _SKELETON_DIALECT.generate(tree, copy=True, comments=False)
-    pieces = marked.split(_SLOT_MARK)
-    segments, slots = tuple(pieces[0::2]), tuple(pieces[1::2])
-    if len(slots) != sum(1 for _ in tree.find_all(exp.Placeholder)):
-        raise RuntimeError("the template's skeleton does not hold each placeholder once")
-    return segments, slots
-
-
-def literal_node(bound: jobledger.params.BoundValue) -> exp.Expr:
-    """The one constant node that stands for a bound value (see the module doc)."""
-    if bound.type is None:
-        return _untyped_node(bound.value)
-    to = _data_type(bound.type.name)
-    if bound.value is None:
-        return exp.Cast(this=exp.Null(), to=to)
-    if bound.type.is_array:
-        elements = [_typed_element(bound.type.base, item) for item in bound.value]
-        return exp.Cast(this=exp.Array(expressions=elements), to=to)
-    return exp.Cast(this=_typed_element(bound.type.base, bound.value), to=to)
-
-
-def _untyped_node(value: object) -> exp.Expr:
-    """A plain constant: PostgreSQL infers its type from where it stands."""
-    if value is None:
-        return exp.Null()
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, str):
-        return jobledger.template.string_node(value)
-    number = _number_node(decimal.Decimal(value))
-    return exp.Paren(this=number) if isinstance(number, exp.Neg) else number
-
-
-def _typed_element(base: str, value: object) -> exp.Expr:
-    """The constant inside the CAST for one scalar (or array element) of a declared type."""
-    if base == "boolean":
-        return exp.Boolean(this=value)
-    if base in ("integer", "bigint", "numeric"):
-        return _number_node(decimal.Decimal(value))
-    return jobledger.template.string_node(_text_of(value))
-
-
-def _text_of(value: object) -> str:
-    """The input text PostgreSQL reads back as the value, whatever DateStyle or TimeZone."""
-    if isinstance(value, datetime.datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, (datetime.date, uuid.UUID)):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"no text form for {type(value).__name__}")
-
-
-def _number_node(number: decimal.Decimal) -> exp.Expr:
-    """A number literal with every digit, negative ones as ``-`` applied to the literal
-    (how sqlglot reads ``-5`` back)."""
-    text = jobledger.params.decimal_text(number)
-    if text.startswith("-"):
-        return exp.Neg(this=exp.Literal(this=text[1:], is_string=False))
-    return exp.Literal(this=text, is_string=False)
-
-
-@functools.lru_cache(maxsize=None)
-def _cached_data_type(name: str) -> exp.DataType:
-    return exp.DataType.build(name, dialect="postgres")
-
-
-def _data_type(name: str) -> exp.DataType:
-    """The sqlglot type for a declared type name such as ``bigint[]`` (a fresh copy)."""
-    return _cached_data_type(name).copy()
+def same_with_values(template: Any, rendered: Any, values: collections.abc.Sequence[Any]) -> bool:
+    """Whether ``rendered`` equals ``template`` with each ``ParamRef`` $n
+    replaced by ``values[n - 1]`` (trees without locations)."""
+    pending = [(template, rendered)]
+    while pending:
+        left, right = pending.pop()
+        if isinstance(left, dict):
+            if len(left) == 1 and "ParamRef" in left:
+                number = left["ParamRef"].get("number", 0)
+                if not 1 <= number <= len(values) or values[number - 1] != right:
+                    return False
+                continue
+            if not isinstance(right, dict) or left.keys() != right.keys():
+                return False
+            pending.extend((left[k], right[k]) for k in left)
+        elif isinstance(left, list):
+            if not isinstance(right, list) or len(left) != len(right):
+                return False
+            pending.extend(zip(left, right))
+        elif left != right:
+            return False
+    return True

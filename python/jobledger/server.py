@@ -63,15 +63,37 @@ def version(plpy: Any) -> str:
 
 @entry_point
 def define_job(plpy: Any, *args: Any) -> int:
-    """jobledger.define_job: see jobledger.jobs.define_job."""
-    import jobledger.jobs
+    """jobledger.define_job (runs as its caller): see jobledger.define.define_job."""
+    import jobledger.define
 
-    return jobledger.jobs.define_job(plpy, *args)
+    return jobledger.define.define_job(plpy, *args)
+
+
+@entry_point
+def check_template(plpy: Any, query: str, declared: str | None) -> list[list[Any]]:
+    """jobledger.record_job_version's own check of a template: its placeholders.
+
+    Pure Python (PostgreSQL's grammar in process, sqlglot's tokenizer): no
+    text reaches the server, so it may run inside a SECURITY DEFINER function.
+    """
+    import jobledger.define
+
+    return jobledger.define.check_template(query, declared).placeholders()
+
+
+@entry_point
+def analyse_version(plpy: Any, job: str, query: str, declared: str | None) -> dict[str, Any]:
+    """A version recorded by an older jobledger, checked under today's rules
+    with its caller's rights (the upgrade runs it as the job's owner)."""
+    import jobledger.define
+
+    owner = plpy.execute("SELECT jobledger.calling_role() AS role")[0]["role"]
+    return jobledger.define.analyse(plpy, job, owner, jobledger.define.check_template(query, declared))
 
 
 @entry_point
 def submit_job(plpy: Any, *args: Any) -> str:
-    """jobledger.submit_job: see jobledger.jobs.submit_job."""
-    import jobledger.jobs
+    """jobledger.submit_job: see jobledger.submit.submit_job."""
+    import jobledger.submit
 
-    return jobledger.jobs.submit_job(plpy, *args)
+    return jobledger.submit.submit_job(plpy, *args)

@@ -1,685 +1,408 @@
-"""Parse and check a job template: one read-only SELECT with ``{name}`` placeholders.
+"""Check a job template once, when the job is defined: PostgreSQL's own grammar decides.
 
-A job is a SELECT written by a user and run later, many times, with values that
-other users submit.  Everything that can be decided about the query text is
-decided here, once, when the job is defined:
+A template is a SELECT written by a user, with ``{name}`` placeholders where
+values stand.  It is stored exactly as written and never rewritten; what is
+decided here, at define time:
 
-* it is exactly one statement, and that statement only reads (see
-  ``_forbidden_node`` for what is refused and why);
-* every ``{name}`` is found by sqlglot's tokenizer, so braces inside string
-  literals, dollar-quoted strings, quoted identifiers and comments are text, not
-  placeholders;
-* every placeholder stands where a value may stand (not a name, keyword,
-  ORDER BY / GROUP BY / DISTINCT ON item);
-* every literal shape that ``render`` can put in place of a placeholder
-  survives sqlglot's generate/parse round trip at that position, so rendering a
-  well-typed value can only fail on a bug, never on the user's query.
+* where the placeholders are.  sqlglot's tokenizer finds them, and so does
+  PostgreSQL's own lexer (pglast's ``scan``); both must find the same
+  ``{name}`` at the same places, and PostgreSQL's lexer may see no other
+  brace.  A brace inside a string, a quoted identifier or a comment is text
+  for both, or the parsers disagree and the template is refused;
+* what the text is.  With each placeholder written as ``$n`` (what
+  PostgreSQL reads as a value wherever a value may stand), PostgreSQL's
+  grammar (``pgparse``) must read exactly one plain SelectStmt: no second
+  statement, no INSERT/UPDATE/DELETE/MERGE even in WITH, no SELECT INTO, no
+  FOR UPDATE/SHARE, no call of ``set_config``; each ``$n`` it reads must be
+  one of the placeholders, at that placeholder's place, and no placeholder
+  may be a whole ORDER BY, GROUP BY or DISTINCT ON item (a constant there
+  means a column position);
+* that rendering cannot change that reading (``check_rendering``): for
+  every form of literal a placeholder's declared type can take, the rendered
+  text must read as the template's tree with that literal's tree in the
+  placeholder's place.
 
-The result, a ``Template``, is immutable and safe to cache: ``render`` works on
-a copy of its tree.
-
-The dialect is sqlglot's PostgreSQL dialect with three adjustments, each needed
-for rendered SQL to mean exactly what the tree says (see ``JobledgerPostgres``).
+Only define_job imports this module (sqlglot and pglast's Python API are
+slow to import); ``submit_job`` uses what was stored with the job version.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import decimal
 import re
+import uuid
+from typing import Any, Iterator
 
-import sqlglot
-import sqlglot.errors
-import sqlglot.expressions as exp
-from sqlglot import tokens as sqlglot_tokens
-from sqlglot.dialects import postgres as sqlglot_postgres
-
-from jobledger import errors
-
-_TokenType = sqlglot_tokens.TokenType
-_Token = sqlglot_tokens.Token
+from jobledger import errors, literals, params, pgparse, render
 
 # A placeholder name: what may stand between the braces.
 NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME_RE = re.compile(NAME_PATTERN)
 
-# The text the tokenizer step gives each placeholder before parsing:
-# "{name}#<occurrence>".  Braces cannot occur in a token the user wrote as a
-# bare word, so these can never be confused with the user's own ``:name``.
-_MARK_RE = re.compile(r"\{(" + NAME_PATTERN + r")\}#([0-9]+)")
-
-# Functions that change the session's configuration or role from inside a
-# SELECT.  Matched case-insensitively on the function's own name, with or
-# without a schema.
+# Functions that change the session's configuration from inside a SELECT.
 FORBIDDEN_FUNCTIONS = frozenset({"set_config"})
 
-# Token types whose text is a plain '...' (or N'...') string constant: with
-# standard_conforming_strings off PostgreSQL reads a backslash in them as an
-# escape character, so they must never contain one in rendered SQL.
-_PLAIN_STRING_TOKENS = frozenset({_TokenType.STRING, _TokenType.NATIONAL_STRING})
-
-
-class JobledgerPostgres(sqlglot_postgres.Postgres):
-    """sqlglot's PostgreSQL dialect, adjusted so rendered SQL means what the tree says.
-
-    * ``E'\\v'``: PostgreSQL's escape strings know no ``\\v`` escape (it reads
-      ``v``), but sqlglot 30.30.0 maps vertical tab to ``\\v`` when writing and
-      ``\\v`` to vertical tab when reading.  Declaring ``\\v`` as "just v" makes
-      sqlglot read it as PostgreSQL does and write U+000B as ``\\x0b``.
-    * Function names are written as they were read.  The default upper-cases
-      them, quoted ones included (``"myFunc"(1)`` became ``"MYFUNC"(1)``, a
-      different function).
-    * A placeholder ``exp.Placeholder(this=name)`` is written ``{name}``, the
-      template syntax, so a template tree can be written back as a template.
-    """
-
-    NORMALIZE_FUNCTIONS = False
-    UNESCAPED_SEQUENCES = {"\\a": "a", "\\v": "v"}
-
-    class Generator(sqlglot_postgres.Postgres.Generator):
-        def placeholder_sql(self, expression: exp.Placeholder) -> str:
-            name = expression.this
-            if isinstance(name, str) and _NAME_RE.fullmatch(name):
-                return "{" + name + "}"
-            return super().placeholder_sql(expression)
-
-
-DIALECT = JobledgerPostgres()
-# Rendered SQL is checked by reading it back with sqlglot's own, unadjusted
-# PostgreSQL dialect.
-CHECK_DIALECT = "postgres"
-_CHECK = sqlglot.Dialect.get_or_raise(CHECK_DIALECT)
+# Statements a template may not contain anywhere, by PostgreSQL node name.
+_WRITES = {"InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE", "MergeStmt": "MERGE"}
 
 
 @dataclasses.dataclass(frozen=True)
 class Template:
-    """A checked job template.
-
-    ``expression`` is sqlglot's tree of the query with one
-    ``exp.Placeholder(this=name)`` per placeholder occurrence, in the canonical
-    form that ``canonical_sql`` writes; treat it as read-only (``render`` copies
-    it).  ``placeholders`` is the set of names used, each possibly several times.
-    """
+    """A checked template: the text as written and its placeholder occurrences."""
 
     query: str
-    expression: exp.Expr
-    placeholders: frozenset[str]
-    canonical_sql: str
+    spans: tuple[render.Span, ...]
 
-
-@dataclasses.dataclass(frozen=True)
-class _Occurrence:
-    """Where one placeholder was written, for messages that point at it."""
-
-    name: str
-    line: int
-    column: int
+    @property
+    def placeholders(self) -> frozenset[str]:
+        return frozenset(span.name for span in self.spans)
 
 
 def parse_template(query: str) -> Template:
-    """Parse, check and normalise a job template; raise JobledgerError if it is refused."""
+    """Check a template; raise JobledgerError (template_parse_error or
+    template_not_select) if PostgreSQL's grammar does not read it as one
+    plain SELECT with its placeholders where values stand."""
     if not isinstance(query, str) or not query.strip():
         raise errors.JobledgerError("template_parse_error", "the job query is empty")
-    tree, occurrences = _parse(query)
-    _check_statement(tree, query)
-    _claim_placeholders(tree, occurrences)
-    _check_positions(tree, occurrences)
-    _normalise_strings(tree)
-    canonical_sql, canonical = _canonicalise(tree)
-    _check_rendering(canonical, occurrences)
-    names = frozenset(node.this for node in canonical.find_all(exp.Placeholder))
-    return Template(
-        query=query, expression=canonical, placeholders=names, canonical_sql=canonical_sql
+    if "\0" in query:
+        raise errors.JobledgerError("template_parse_error", "the job query contains a NUL character")
+    found = _cache.get(query)
+    if found is not None:
+        return found
+    spans = _postgres_placeholders(query)
+    _compare(query, spans, _sqlglot_placeholders(query, spans))
+    statement = _one_statement(query, spans)
+    _check_statement(query, spans, statement)
+    template = Template(query, spans)
+    if len(_cache) >= 256:
+        _cache.clear()
+    _cache[query] = template
+    return template
+
+
+# Checked templates of this session: define_job checks a template, then the
+# ledger function that records it checks it again (it trusts no caller).
+_cache: dict[str, Template] = {}
+
+
+# --- finding placeholders, twice ----------------------------------------------
+
+
+def _postgres_placeholders(query: str) -> tuple[render.Span, ...]:
+    """``{name}`` as PostgreSQL's lexer reads the text: a ``{`` token, a word
+    and a ``}`` token with nothing between them.  Any other brace is refused."""
+    parser = pgparse.pglast_parser()
+    try:
+        tokens = parser.scan(query)  # offsets in characters
+    except parser.ParseError as error:
+        offset = error.location if isinstance(error.location, int) else None
+        raise errors.JobledgerError(
+            "template_parse_error", _where(query, offset, f"PostgreSQL cannot read the job query: {error.args[0]}")
+        ) from None
+
+    def text(token: Any) -> str:
+        return query[token.start : token.end + 1]
+
+    spans = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if text(token) in ("{", "}"):
+            triple = tokens[index : index + 3]
+            if (
+                len(triple) == 3
+                and text(triple[0]) == "{"
+                and text(triple[2]) == "}"
+                and triple[1].start == token.end + 1
+                and triple[2].start == triple[1].end + 1
+                and _NAME_RE.fullmatch(text(triple[1]))
+            ):
+                spans.append(render.Span(token.start, triple[2].end + 1, text(triple[1])))
+                index += 3
+                continue
+            raise errors.JobledgerError(
+                "template_parse_error",
+                _where(query, token.start, f"unexpected {text(token)!r}")
+                + f": a placeholder is written {{name}} with no spaces, where name matches {NAME_PATTERN}",
+            )
+        index += 1
+    return tuple(spans)
+
+
+def _sqlglot_placeholders(query: str, postgres: tuple[render.Span, ...]) -> tuple[render.Span, ...]:
+    """``{name}`` as sqlglot's PostgreSQL tokenizer reads the text.
+
+    A text sqlglot cannot tokenize but PostgreSQL can is accepted when it
+    has no placeholder at all: PostgreSQL's grammar decides.
+    """
+    import sqlglot.errors
+    from sqlglot import tokens as sqlglot_tokens
+    from sqlglot.dialects import postgres as sqlglot_postgres
+
+    kind = sqlglot_tokens.TokenType
+    try:
+        tokens = sqlglot_postgres.Postgres().tokenize(query)
+    except sqlglot.errors.SqlglotError as error:
+        if not postgres:
+            return ()
+        raise errors.JobledgerError(
+            "template_parse_error", f"the job query's placeholders cannot be found: sqlglot cannot read it: {error}"
+        ) from None
+    spans = []
+    for index in range(len(tokens) - 2):
+        open_brace, word, close_brace = tokens[index : index + 3]
+        if (
+            open_brace.token_type == kind.L_BRACE
+            and close_brace.token_type == kind.R_BRACE
+            and word.start == open_brace.end + 1
+            and close_brace.start == word.end + 1
+            and _NAME_RE.fullmatch(query[word.start : word.end + 1])
+        ):
+            spans.append(render.Span(open_brace.start, close_brace.end + 1, query[word.start : word.end + 1]))
+    return tuple(spans)
+
+
+def _compare(query: str, postgres: tuple[render.Span, ...], sqlglot: tuple[render.Span, ...]) -> None:
+    """Refuse a text whose placeholders the two parsers read differently."""
+    if postgres == sqlglot:
+        return
+    different = sorted(set(postgres) ^ set(sqlglot), key=lambda span: span.start)[0]
+    who = "PostgreSQL" if different in postgres else "sqlglot"
+    raise errors.JobledgerError(
+        "template_parse_error",
+        _where(query, different.start, "sqlglot and PostgreSQL read the job query differently")
+        + f": only {who} reads {{{different.name}}} there as a placeholder",
+        hint="Placeholders must not touch quotes, comments or operators in ways the parsers could read differently.",
     )
 
 
-# --- tokenizing and parsing -------------------------------------------------
+# --- what PostgreSQL's grammar reads ----------------------------------------------
 
 
-def _parse(query: str) -> tuple[exp.Expr, list[_Occurrence]]:
-    """Tokenize, turn ``{name}`` token triples into placeholders, parse one statement."""
+def _one_statement(query: str, spans: tuple[render.Span, ...]) -> dict[str, Any]:
+    """The one statement of the text with placeholders written ``$n``."""
+    sql = render.parameter_text(query, spans)
     try:
-        tokens = DIALECT.tokenize(query)
-    except sqlglot.errors.SqlglotError as error:
+        statements = pgparse.parse(sql)
+    except pgparse.ParseError as error:
+        offset = None if error.offset is None else _original_offset(spans, error.offset)
+        # The message quotes the $n text; the author wrote {name}.
+        message = re.sub(r"\$([0-9]+)\b", lambda m: _marker_name(spans, int(m.group(1))), error.message)
         raise errors.JobledgerError(
-            "template_parse_error", f"the job query cannot be read: {error}"
+            "template_parse_error", _where(query, offset, f"PostgreSQL cannot parse the job query: {message}")
         ) from None
-    _refuse_unicode_escapes(tokens, query)
-    tokens, occurrences = _mark_placeholders(tokens, query)
-    try:
-        statements = DIALECT.parser().parse(tokens, query)
-    except sqlglot.errors.ParseError as error:
-        raise errors.JobledgerError(
-            "template_parse_error", _describe_parse_error(error)
-        ) from None
-    except sqlglot.errors.SqlglotError as error:
-        raise errors.JobledgerError(
-            "template_parse_error", f"the job query cannot be parsed: {error}"
-        ) from None
-    except RecursionError:
-        raise errors.JobledgerError(
-            "template_parse_error", "the job query is nested too deeply to be parsed"
-        ) from None
-    # A comment before a lone ";" comes back as an exp.Semicolon holding it.
-    statements = [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
     if not statements:
         raise errors.JobledgerError("template_parse_error", "the job query is empty")
     if len(statements) > 1:
         raise errors.JobledgerError(
             "template_not_select",
-            f"a job must be a single SELECT statement; found {len(statements)} statements",
+            f"a job must be a single SELECT statement; PostgreSQL reads {len(statements)} statements",
         )
-    return statements[0], occurrences
+    statement = statements[0]["stmt"]
+    kind = next(iter(statement))
+    if kind != "SelectStmt":
+        raise errors.JobledgerError("template_not_select", f"a job must be a SELECT query, not {_statement_name(kind)}")
+    return statement
 
 
-def _mark_placeholders(
-    tokens: list[_Token], query: str
-) -> tuple[list[_Token], list[_Occurrence]]:
-    """Replace each adjacent ``{`` name ``}`` triple by tokens that parse as a placeholder.
+def _marker_name(spans: tuple[render.Span, ...], number: int) -> str:
+    return "{" + spans[number - 1].name + "}" if 1 <= number <= len(spans) else f"${number}"
 
-    The replacement is ``:`` followed by a word, which sqlglot's parser turns
-    into ``exp.Placeholder(this=word)`` wherever an expression (or, as it
-    happens, a name) may stand; the word carries the name and the occurrence
-    number.  Any brace left over is an error: PostgreSQL has no other use for
-    braces outside strings.
-    """
-    result: list[_Token] = []
-    occurrences: list[_Occurrence] = []
-    index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        triple = tokens[index : index + 3]
-        if _is_placeholder(triple, query):
-            open_brace, word, close_brace = triple
-            name = query[word.start : word.end + 1]
-            line, column = _line_column(query, open_brace.start)
-            marker = "{%s}#%d" % (name, len(occurrences))
-            occurrences.append(_Occurrence(name, line, column))
-            result.append(
-                _Token(_TokenType.COLON, ":", token.line, token.col, token.start, token.start)
-            )
-            result.append(
-                _Token(
-                    _TokenType.VAR,
-                    marker,
-                    close_brace.line,
-                    close_brace.col,
-                    open_brace.start,
-                    close_brace.end,
-                    [*open_brace.comments, *word.comments, *close_brace.comments],
+
+def _statement_name(kind: str) -> str:
+    names = {**_WRITES, "VariableSetStmt": "SET", "CopyStmt": "COPY", "ExplainStmt": "EXPLAIN",
+             "CallStmt": "CALL", "DoStmt": "DO", "TransactionStmt": "a transaction statement"}
+    if kind in names:
+        return names[kind]
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", kind.removesuffix("Stmt")).upper()
+
+
+def _original_offset(spans: tuple[render.Span, ...], offset: int) -> int:
+    """The offset in the template of an offset in its ``$n`` text."""
+    shift = 0
+    for index, span in enumerate(spans):
+        written = len(f"${index + 1}")
+        start = span.start + shift
+        if offset < start:
+            break
+        if offset < start + written:
+            return span.start
+        shift += written - (span.end - span.start)
+    return offset - shift
+
+
+def _check_statement(query: str, spans: tuple[render.Span, ...], statement: dict[str, Any]) -> None:
+    """Refuse what a job may not do, and placeholders PostgreSQL does not read as values."""
+    sql = render.parameter_text(query, spans).encode("utf-8")
+    expected = _marker_offsets(query, spans)
+    seen = set()
+    for kind, fields, parent_kind, parent_key in _nodes(statement):
+        if kind in _WRITES:
+            _refuse_not_select(f"{_WRITES[kind]} is not allowed, not even in a WITH clause")
+        if fields.get("intoClause"):
+            _refuse_not_select("SELECT ... INTO creates a table and is not allowed")
+        if fields.get("lockingClause"):
+            _refuse_not_select("SELECT ... FOR UPDATE/SHARE locks rows and is not allowed")
+        if kind == "FuncCall":
+            name = fields.get("funcname", [{}])[-1].get("String", {}).get("sval", "")
+            if name.lower() in FORBIDDEN_FUNCTIONS:
+                _refuse_not_select(f"calling {name}() changes the session's configuration and is not allowed")
+        if kind == "ParamRef":
+            number, location = fields.get("number"), fields.get("location")
+            if expected.get(number) != location:
+                raise errors.JobledgerError(
+                    "template_parse_error",
+                    _where(query, _original_offset(spans, pgparse.char_offset(sql, location or 0)),
+                           "bind parameters such as $1 are not supported"),
+                    hint="write a placeholder as {name}",
                 )
-            )
-            index += 3
-            continue
-        if token.token_type in (_TokenType.L_BRACE, _TokenType.R_BRACE):
-            line, column = _line_column(query, token.start)
-            raise errors.JobledgerError(
-                "template_parse_error",
-                f"unexpected {token.text!r} at line {line}, column {column}: "
-                "a placeholder is written {name} with no spaces, "
-                f"where name matches {NAME_PATTERN}",
-            )
-        result.append(token)
-        index += 1
-    return result, occurrences
-
-
-def _is_placeholder(triple: list[_Token], query: str) -> bool:
-    """True for ``{`` + a bare word + ``}`` written with nothing in between."""
-    if len(triple) != 3:
-        return False
-    open_brace, word, close_brace = triple
-    return (
-        open_brace.token_type == _TokenType.L_BRACE
-        and close_brace.token_type == _TokenType.R_BRACE
-        and word.start == open_brace.end + 1
-        and close_brace.start == word.end + 1
-        and _NAME_RE.fullmatch(query[word.start : word.end + 1]) is not None
-    )
-
-
-def _refuse_unicode_escapes(tokens: list[_Token], query: str) -> None:
-    """Refuse ``U&'...'`` and ``U&"..."``: PostgreSQL rejects them when
-    standard_conforming_strings is off, and sqlglot reads ``U&"x"`` as ``U & "x"``."""
-    for index, token in enumerate(tokens):
-        following = tokens[index + 1 : index + 3]
-        unicode_identifier = (
-            token.token_type == _TokenType.VAR
-            and token.text.upper() == "U"
-            and len(following) == 2
-            and following[0].token_type == _TokenType.AMP
-            and following[0].start == token.end + 1
-            and following[1].token_type == _TokenType.IDENTIFIER
-            and following[1].start == following[0].end + 1
-        )
-        if token.token_type == _TokenType.UNICODE_STRING or unicode_identifier:
-            line, column = _line_column(query, token.start)
-            raise errors.JobledgerError(
-                "template_parse_error",
-                f"U& escapes (line {line}, column {column}) are not supported: "
-                "they are rejected when standard_conforming_strings is off",
-                hint="write the character itself, or use an E'...' string with \\u escapes",
-            )
-
-
-def _describe_parse_error(error: sqlglot.errors.ParseError) -> str:
-    """sqlglot's message with its line and column, without terminal colour codes."""
-    details = error.errors[0] if error.errors else {}
-    description = str(details.get("description") or error)
-    description = re.sub(
-        r"<Token token_type: TokenType\.SENTINEL[^>]*>", "end of query", description
-    )
-    line, column = details.get("line"), details.get("col")
-    where = f" at line {line}, column {column}" if line and column else ""
-    return f"the job query cannot be parsed{where}: {description}"
-
-
-def _line_column(query: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of a character offset."""
-    line = query.count("\n", 0, offset) + 1
-    column = offset - query.rfind("\n", 0, offset)
-    return line, column
-
-
-# --- what a job may be ------------------------------------------------------
-
-# Nodes that write, lock, change settings or hide unparsed text, anywhere in the
-# tree.  A SELECT can hold some of them: data-modifying CTEs, SELECT ... INTO,
-# FOR UPDATE/SHARE.
-_WRITES = (exp.DML, exp.DDL)
-_STATEMENTS = (
-    exp.Command,
-    exp.Set,
-    exp.Drop,
-    exp.Alter,
-    exp.TruncateTable,
-    exp.Grant,
-    exp.Revoke,
-    exp.Transaction,
-    exp.Commit,
-    exp.Rollback,
-    exp.Comment,
-    exp.Analyze,
-    exp.Use,
-)
-
-
-def _check_statement(tree: exp.Expr, query: str) -> None:
-    """Refuse anything but a read-only SELECT (set operations of SELECTs included)."""
-    if not _is_query(tree):
-        if isinstance(tree, exp.Command):
-            kind = str(tree.this).upper()
-        else:
-            kind = _statement_name(tree) or _first_word(query)
+            seen.add(number)
+            problem = _position_problem(parent_kind, parent_key)
+            if problem:
+                span = spans[number - 1]
+                raise errors.JobledgerError(
+                    "template_parse_error",
+                    _where(query, span.start, f"placeholder {{{span.name}}} cannot stand there") + f": {problem}",
+                    hint="a placeholder stands for one value, where a constant could be written",
+                )
+    for number in sorted(set(expected) - seen):
+        span = spans[number - 1]
         raise errors.JobledgerError(
-            "template_not_select", f"a job must be a SELECT query, not {kind}"
+            "template_parse_error",
+            _where(query, span.start, f"PostgreSQL does not read placeholder {{{span.name}}} as a value"),
+            hint="a placeholder stands for one value, where a constant could be written, apart from names and words",
         )
-    for node in tree.walk():
-        problem = _forbidden_node(node)
-        if problem:
-            raise errors.JobledgerError("template_not_select", f"a job must only read: {problem}")
 
 
-def _is_query(tree: exp.Expr) -> bool:
-    """A SELECT, a UNION/INTERSECT/EXCEPT, or a parenthesised one of those."""
-    while isinstance(tree, exp.Subquery):
-        tree = tree.this
-    return isinstance(tree, (exp.Select, exp.SetOperation))
+def _marker_offsets(query: str, spans: tuple[render.Span, ...]) -> dict[int, int]:
+    """n -> the byte offset of ``$n`` in the template's ``$n`` text (where
+    PostgreSQL's grammar must find parameter n)."""
+    offsets = {}
+    position = 0  # bytes written so far
+    previous = 0  # characters of the template consumed so far
+    for index, span in enumerate(spans):
+        position += len(query[previous : span.start].encode("utf-8"))
+        offsets[index + 1] = position
+        position += len(f"${index + 1}")
+        previous = span.end
+    return offsets
 
 
-def _forbidden_node(node: exp.Expr) -> str | None:
-    """Why this node has no place in a job, or None if it may stay."""
-    if isinstance(node, _WRITES):
-        name = _statement_name(node) or type(node).__name__.upper()
-        return f"{name} is not allowed, not even in a WITH clause"
-    if isinstance(node, exp.Command):
-        return f"{str(node.this).upper()} is not allowed"
-    if isinstance(node, _STATEMENTS):
-        return f"{_statement_name(node) or type(node).__name__.upper()} is not allowed"
-    if isinstance(node, exp.Lock):
-        return "SELECT ... FOR UPDATE/SHARE locks rows and is not allowed"
-    if isinstance(node, exp.Into):
-        return "SELECT ... INTO creates a table and is not allowed"
-    if isinstance(node, exp.Anonymous) and node.name.lower() in FORBIDDEN_FUNCTIONS:
-        return f"calling {node.name}() changes the session's configuration and is not allowed"
-    return None
+def _refuse_not_select(reason: str) -> None:
+    raise errors.JobledgerError("template_not_select", f"a job must only read: {reason}")
 
 
-def _statement_name(node: exp.Expr) -> str | None:
-    """The SQL keyword of a writing statement sqlglot names differently, or None."""
-    names = {
-        exp.Insert: "INSERT",
-        exp.Update: "UPDATE",
-        exp.Delete: "DELETE",
-        exp.Merge: "MERGE",
-        exp.Copy: "COPY",
-        exp.Set: "SET",
-        exp.TruncateTable: "TRUNCATE",
-    }
-    for kind, name in names.items():
-        if isinstance(node, kind):
-            return name
-    return None
+def _position_problem(parent_kind: str | None, parent_key: str | None) -> str | None:
+    """Why a value cannot stand as this child of ``parent_kind``, or None.
 
-
-def _first_word(query: str) -> str:
-    """The statement's first keyword, for messages about statements sqlglot cannot name."""
-    match = re.search(r"[A-Za-z_]+", query)
-    return match.group(0).upper() if match else "this statement"
-
-
-def _claim_placeholders(tree: exp.Expr, occurrences: list[_Occurrence]) -> None:
-    """Give our placeholders their names; refuse every other kind of bind parameter.
-
-    sqlglot also reads ``$1``, ``:name``, ``%(name)s``, ``%s`` and ``?`` as
-    parameters.  None of them is a job placeholder, and PostgreSQL would not
-    know what to do with them at run time.  (sqlglot 30.30.0 also reads an
-    array slice ``a[:hi]`` as ``a[:name]``; write ``a[1:hi]`` instead.)
+    PostgreSQL drops parentheses before it sees these, so ``({x})`` is the
+    same as ``{x}``.
     """
-    for node in list(tree.find_all(exp.Placeholder, exp.Parameter)):
-        mark = node.this if isinstance(node, exp.Placeholder) else None
-        match = _MARK_RE.fullmatch(mark) if isinstance(mark, str) else None
-        if match is None or int(match.group(2)) >= len(occurrences):
-            raise errors.JobledgerError(
-                "template_parse_error",
-                "bind parameters such as $1, :name, %(name)s or ? are not supported "
-                f"(found {node.sql(CHECK_DIALECT)})",
-                hint="write a placeholder as {name}",
-            )
-        node.set("this", match.group(1))
-        node.meta["jobledger_occurrence"] = int(match.group(2))
-
-
-# --- where a placeholder may stand -------------------------------------------
-
-# Parents under which a placeholder would be a name, not a value.
-_NAME_PARENTS = (
-    exp.Table,
-    exp.TableAlias,
-    exp.Column,
-    exp.Identifier,
-    exp.Dot,
-    exp.Star,
-    exp.DataType,
-    exp.Var,
-    exp.CTE,
-    exp.With,
-)
-
-# (parent type, argument) pairs that are names or keywords, with the reason.
-_NAME_ARGUMENTS = (
-    (exp.Alias, "alias", "an alias is a name"),
-    (exp.Join, "using", "JOIN ... USING takes column names"),
-    (exp.Collate, "expression", "COLLATE takes a collation name"),
-    (exp.Extract, "this", "EXTRACT takes a field keyword"),
-    (exp.Kwarg, "this", "a named argument's name is a name"),
-    (exp.Anonymous, "this", "a function name is a name"),
-    (exp.Interval, None, "INTERVAL takes a string constant; write CAST({x} AS interval)"),
-    (exp.Bracket, "this", "PostgreSQL can only subscript a parenthesised value; write ({x})[i]"),
-)
-
-_GROUPING = (exp.Group, exp.Rollup, exp.Cube, exp.GroupingSets)
-
-
-def _check_positions(tree: exp.Expr, occurrences: list[_Occurrence]) -> None:
-    """Refuse placeholders that would stand for a name or a whole ORDER/GROUP BY item."""
-    for node in tree.find_all(exp.Placeholder):
-        problem = _position_problem(node)
-        if problem:
-            where = occurrences[node.meta["jobledger_occurrence"]]
-            raise errors.JobledgerError(
-                "template_parse_error",
-                f"placeholder {{{where.name}}} at line {where.line}, column {where.column} "
-                f"cannot stand there: {problem.replace('{x}', '{' + where.name + '}')}",
-                hint="a placeholder stands for one value, where a constant could be written",
-            )
-
-
-def _position_problem(node: exp.Placeholder) -> str | None:
-    """Why a value cannot stand at this placeholder's position, or None."""
-    parent, key = node.parent, node.arg_key
-    if isinstance(parent, _NAME_PARENTS):
-        return "it would be a name (table, column, alias, type or keyword), not a value"
-    for kind, argument, reason in _NAME_ARGUMENTS:
-        if isinstance(parent, kind) and argument in (None, key):
-            return reason
-    # PostgreSQL drops parentheses before deciding whether an ORDER BY, GROUP BY
-    # or DISTINCT ON item is a constant, so (2) is "the second column" too.
-    while isinstance(parent, exp.Paren):
-        node, parent, key = parent, parent.parent, parent.arg_key
-    if isinstance(parent, exp.Ordered) and key == "this":
-        return (
-            "a whole ORDER BY item that is a constant means a column position, "
-            "or orders nothing"
-        )
-    if isinstance(parent, _GROUPING) or (
-        isinstance(parent, exp.Tuple) and isinstance(parent.parent, _GROUPING)
+    if parent_kind == "SortBy" and parent_key == "node":
+        return "a whole ORDER BY item that is a constant means a column position, or orders nothing"
+    if parent_key == "groupClause" or parent_kind in ("GroupingSet",) or (
+        parent_kind == "RowExpr" and parent_key == "group-args"
     ):
         return "a whole GROUP BY item that is a constant means a column position"
-    if isinstance(parent, exp.Tuple) and isinstance(parent.parent, exp.Distinct):
+    if parent_key == "distinctClause":
         return "a whole DISTINCT ON item that is a constant means a column position"
     return None
 
 
-# --- strings whose meaning must not depend on standard_conforming_strings ----
+def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any], str | None, str | None]]:
+    """Every node of a JSON parse tree: (kind, fields, parent kind, parent field).
 
-
-def _normalise_strings(tree: exp.Expr) -> None:
-    """Make every string constant in the tree one that reads the same under any setting.
-
-    sqlglot writes ``exp.Literal`` strings as plain ``'...'`` with the text
-    as is, and dollar-quoted strings (``exp.RawString``) too.  A plain string
-    holding a backslash means something else when standard_conforming_strings
-    is off, so such strings become ``exp.ByteString``, which sqlglot writes as
-    an ``E'...'`` escape string with the backslash doubled: PostgreSQL always
-    reads escape strings the same way.
+    A parenthesised list in GROUP BY (a RowExpr there) is a list of grouping
+    items, so its elements count as GROUP BY items: its field is reported as
+    ``group-args``.
     """
-    for node in list(tree.find_all(exp.Literal, exp.RawString)):
-        if isinstance(node, exp.RawString) or node.is_string:
-            node.replace(string_node(node.this))
-
-
-def string_node(text: str) -> exp.Expr:
-    """A string constant that PostgreSQL reads as ``text`` whatever standard_conforming_strings.
-
-    Without a backslash, a plain ``'...'`` string (quotes doubled) means the
-    same under both settings.  With one, an ``E'...'`` escape string, in which
-    sqlglot doubles backslashes, doubles quotes and writes control characters
-    as escapes that PostgreSQL reads back (with ``JobledgerPostgres``).
-    Dollar quoting would also do, but sqlglot writes dollar-quoted strings back
-    as plain ones, and ``U&'...'`` is refused when the setting is off.
-    """
-    if "\\" in text:
-        return exp.ByteString(this=text)
-    return exp.Literal.string(text)
-
-
-def plain_string_problem(sql: str, tokens: list[_Token] | None = None) -> str | None:
-    """Describe the first plain string in ``sql`` whose meaning depends on the setting.
-
-    ``tokens``: ``sql`` already tokenized (with either dialect: they differ
-    only in how escape strings decode, not in token types or positions).
-    """
-    for token in DIALECT.tokenize(sql) if tokens is None else tokens:
-        source = sql[token.start : token.end + 1]
-        if token.token_type in _PLAIN_STRING_TOKENS and "\\" in source:
-            return f"the string {source[:40]!r} contains a backslash"
-        if token.token_type == _TokenType.UNICODE_STRING:
-            return f"the string {source[:40]!r} uses U& escapes"
-    return None
-
-
-# --- canonical form and the round-trip guarantee -----------------------------
-
-
-def to_sql(tree: exp.Expr) -> str:
-    """Write a tree as SQL, without comments (PostgreSQL nests /* */ comments,
-    sqlglot does not, so a comment written back could swallow SQL)."""
-    return DIALECT.generate(tree, copy=True, comments=False)
-
-
-def _canonicalise(tree: exp.Expr) -> tuple[str, exp.Expr]:
-    """Write the template back and read it again; what reads back must write the same.
-
-    sqlglot normalises as it writes (``date_trunc('day', x)`` becomes
-    ``DATE_TRUNC('DAY', x)``, ``now()`` becomes ``CURRENT_TIMESTAMP``).
-    Keeping the tree that reads back from its own SQL makes "rendered SQL
-    reads back to the rendered tree" a property of the values alone.
-    """
-    canonical_sql = to_sql(tree)
-    try:
-        canonical, occurrences = _parse(canonical_sql)
-        _claim_placeholders(canonical, occurrences)
-    except errors.JobledgerError:
-        canonical = None
-    if canonical is None or to_sql(canonical) != canonical_sql:
-        raise errors.JobledgerError(
-            "template_parse_error",
-            "the job query cannot be reproduced faithfully by the SQL parser "
-            "(sqlglot reads its own output differently)",
-        )
-    problem = plain_string_problem(canonical_sql)
-    if problem:
-        raise errors.JobledgerError(
-            "template_parse_error",
-            f"the job query's meaning would depend on standard_conforming_strings: {problem}",
-            hint="write such strings as E'...' escape strings outside JSON paths",
-        )
-    for node in canonical.find_all(exp.Placeholder):
-        node.meta.pop("jobledger_occurrence", None)
-    return canonical_sql, canonical
-
-
-def round_trip_problem(tree: exp.Expr, sql: str) -> str | None:
-    """Check SQL written from ``tree``: why it does not mean ``tree``, or None.
-
-    The SQL must read back, with sqlglot's PostgreSQL dialect, as one
-    statement equal to ``tree`` (literal text compared exactly) with no
-    placeholder or bind parameter left, and must hold no plain string whose
-    meaning depends on standard_conforming_strings.
-    """
-    try:
-        tokens = _CHECK.tokenize(sql)
-        statements = [s for s in _CHECK.parser().parse(tokens, sql) if s is not None]
-    except (sqlglot.errors.SqlglotError, RecursionError) as error:
-        return f"it does not parse: {error}"
-    if len(statements) != 1:
-        return f"it parses as {len(statements)} statements"
-    back = statements[0]
-    if back.find(exp.Placeholder, exp.Parameter) or tree.find(exp.Placeholder, exp.Parameter):
-        return "a placeholder is left in it"
-    if not same_tree(back, tree):
-        return "it parses to a different tree"
-    return plain_string_problem(sql, tokens)
-
-
-def same_tree(left: object, right: object) -> bool:
-    """Exact structural equality of two sqlglot trees.
-
-    sqlglot's own ``==`` compares hashes that ignore the case of most text, so
-    it cannot tell ``'a'`` from ``'A'`` in every node; this compares every
-    argument, text exactly.  Absent, None, False and empty-list arguments count
-    as the same, as they do for sqlglot.
-    """
-    pending = [(left, right)]
+    pending: list[tuple[Any, str | None, str | None]] = [(tree, None, None)]
     while pending:
-        a, b = pending.pop()
-        if type(a) is not type(b):
-            return False
-        if isinstance(a, exp.Expr):
-            keys = {k for k, v in a.args.items() if not _absent(v)}
-            if keys != {k for k, v in b.args.items() if not _absent(v)}:
-                return False
-            pending.extend((a.args[k], b.args[k]) for k in keys)
-        elif isinstance(a, list):
-            if len(a) != len(b):
-                return False
-            pending.extend(zip(a, b))
-        elif a != b:
-            return False
-    return True
-
-
-def _absent(value: object) -> bool:
-    return value is None or value is False or (isinstance(value, list) and not value)
-
-
-def probe_literals() -> list[exp.Expr]:
-    """One node of every shape ``render`` may put in place of a placeholder.
-
-    ``parse_template`` proves each shape survives the round trip at every
-    placeholder, so ``render`` only builds nodes of these shapes: an untyped
-    string, number, negative number, boolean or NULL; a CAST of a string,
-    number, negative number, boolean or NULL; a CAST of an ARRAY[...] of
-    strings, numbers and booleans, or of an empty one.
-    """
-    bigint = exp.DataType.build("bigint")
-
-    def scalars() -> list[exp.Expr]:
-        return [
-            exp.Literal.string("probe"),
-            exp.ByteString(this="pro\\be"),
-            exp.Literal.number(1),
-            exp.Neg(this=exp.Literal.number(1)),
-            exp.Boolean(this=True),
-        ]
-
-    casts: list[exp.Expr] = [
-        exp.Cast(this=value, to=bigint.copy()) for value in [*scalars(), exp.Null()]
-    ]
-    arrays: list[exp.Expr] = [
-        exp.Cast(this=exp.Array(expressions=scalars()), to=exp.DataType.build("text[]")),
-        exp.Cast(this=exp.Array(expressions=[]), to=exp.DataType.build("text[]")),
-    ]
-    untyped = [
-        exp.Literal.string("probe"),
-        exp.ByteString(this="pro\\be"),
-        exp.Literal.number(1),
-        exp.Paren(this=exp.Neg(this=exp.Literal.number(1))),
-        exp.Boolean(this=False),
-        exp.Null(),
-    ]
-    return [*untyped, *casts, *arrays]
-
-
-def substitute(tree: exp.Expr, value_for: dict[str, exp.Expr]) -> exp.Expr:
-    """A copy of ``tree`` with each placeholder replaced by a copy of its value node."""
-    copy = tree.copy()
-    for node in list(copy.find_all(exp.Placeholder)):
-        node.replace(value_for[node.this].copy())
-    return copy
-
-
-def _check_rendering(canonical: exp.Expr, occurrences: list[_Occurrence]) -> None:
-    """Prove every literal shape survives the round trip at every placeholder."""
-    names = {node.this for node in canonical.find_all(exp.Placeholder)}
-    for probe in probe_literals() if names else [exp.Null()]:
-        rendered = substitute(canonical, {name: probe for name in names})
-        problem = round_trip_problem(rendered, to_sql(rendered))
-        if problem is None:
+        value, parent_kind, parent_key = pending.pop()
+        if isinstance(value, list):
+            pending.extend((item, parent_kind, parent_key) for item in value)
             continue
-        culprit = _culprit(canonical, names, probe)
-        if culprit is None:
-            raise errors.JobledgerError(
-                "template_parse_error",
-                f"the job query cannot be rendered faithfully: {problem}",
-            )
-        where = [o for o in occurrences if o.name == culprit]
-        place = f" at line {where[0].line}, column {where[0].column}" if where else ""
+        if not isinstance(value, dict):
+            continue
+        for kind, fields in value.items():
+            if not isinstance(fields, dict):
+                continue
+            yield kind, fields, parent_kind, parent_key
+            for key, child in fields.items():
+                if kind == "RowExpr" and key == "args" and parent_key in ("groupClause", "group-args"):
+                    key = "group-args"
+                pending.append((child, kind, key))
+
+
+def _where(query: str, offset: int | None, message: str) -> str:
+    """``message at line L, column C`` for a character offset (or the message alone)."""
+    if offset is None:
+        return message
+    line = query.count("\n", 0, offset) + 1
+    column = offset - query.rfind("\n", 0, offset)
+    return f"{message} at line {line}, column {column}"
+
+
+# --- rendering cannot change what PostgreSQL reads ------------------------------
+
+
+def probe_values(declaration: params.Declaration) -> list[params.BoundValue]:
+    """One value of every literal form a parameter's declaration can take
+    (see ``literals``): each differs in how its text begins or ends."""
+    name, kind = declaration.name, declaration.type
+    if kind is None:
+        samples: list[object] = ["probe", "pro\\be", decimal.Decimal(1), decimal.Decimal("1.5"),
+                                 decimal.Decimal(-1), True, None]
+        return [params.BoundValue(name, None, value) for value in samples]
+    scalar = _SAMPLES[kind.base]
+    if kind.is_array:
+        values: list[object] = [tuple(scalar), (), None]
+    else:
+        values = [*scalar, None]
+    return [params.BoundValue(name, kind, value) for value in values]
+
+
+_SAMPLES: dict[str, list[object]] = {
+    "text": ["probe", "pro\\be"],
+    "integer": [1, -1],
+    "bigint": [1, -1],
+    "numeric": [decimal.Decimal("1.5"), decimal.Decimal("-1.5")],
+    "boolean": [True],
+    "date": [datetime.date(2026, 1, 1)],
+    "timestamptz": [datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)],
+    "uuid": [uuid.UUID(int=1)],
+    "jsonb": ['{"a": 1}'],
+}
+
+
+def check_rendering(template: Template, declarations: params.Declarations) -> None:
+    """Prove that no value of its declared type makes a placeholder read as
+    anything but that value (template_parse_error naming the placeholder)."""
+    if not template.spans:
+        return
+    renderer = render.Renderer(template.query, template.spans)
+    probes = {d.name: probe_values(d) for d in declarations.items if d.name in template.placeholders}
+    rounds = max(len(values) for values in probes.values())
+    for round_ in range(rounds):
+        texts = {name: literals.literal(values[min(round_, len(values) - 1)]) for name, values in probes.items()}
+        if renderer.check(render.splice(template.query, template.spans, texts), texts) is None:
+            continue
+        for name, values in probes.items():
+            single = {other: literals.literal(v[0]) for other, v in probes.items()}
+            single[name] = texts[name]
+            if renderer.check(render.splice(template.query, template.spans, single), single) is not None:
+                span = next(s for s in template.spans if s.name == name)
+                signed = template.query[: span.start].rstrip().rstrip("(").rstrip().endswith(("-", "+"))
+                raise errors.JobledgerError(
+                    "template_parse_error",
+                    _where(template.query, span.start, f"placeholder {{{name}}} cannot stand there")
+                    + f": PostgreSQL reads a value such as {texts[name]} in that place as something else",
+                    hint=(f"a sign before a placeholder merges with a number: write 0 - {{{name}}}, "
+                          "or declare the parameter's type" if signed else
+                          f"put it in parentheses, ({{{name}}}), or rewrite the expression around it"),
+                )
         raise errors.JobledgerError(
-            "template_parse_error",
-            f"placeholder {{{culprit}}}{place} cannot stand there: the SQL parser reads "
-            f"a value such as {to_sql(probe)} in that position as something else",
-            hint=f"put it in parentheses, ({{{culprit}}}), or rewrite the expression around it",
+            "template_parse_error", "the job query cannot be rendered faithfully with its placeholders' values"
         )
-
-
-def _culprit(canonical: exp.Expr, names: set[str], probe: exp.Expr) -> str | None:
-    """The placeholder name at which ``probe`` fails, other names holding NULL."""
-    null = exp.Cast(this=exp.Null(), to=exp.DataType.build("text"))
-    for name in sorted(names):
-        values = {other: null for other in names}
-        values[name] = probe
-        rendered = substitute(canonical, values)
-        if round_trip_problem(rendered, to_sql(rendered)) is not None:
-            return name
-    return None

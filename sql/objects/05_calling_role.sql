@@ -3,7 +3,8 @@
 -- where running it as a function call cost more than the rest of its query.
 -- Inlined, its body is planned within its caller, which always pins
 -- search_path; every name in it is qualified, the operator too, so it means
--- the same wherever it is planned.  Not executable by PUBLIC.
+-- the same wherever it is planned.  Executable by PUBLIC: define_job runs
+-- as its caller and asks it (it tells a role only its own name).
 CREATE OR REPLACE FUNCTION jobledger.calling_role()
 RETURNS name
 LANGUAGE sql
@@ -18,4 +19,4 @@ AS $$
 $$;
 COMMENT ON FUNCTION jobledger.calling_role() IS
     'The role calling the jobledger API: the session''s SET ROLE role, else the session user (unchanged inside SECURITY DEFINER functions).';
-REVOKE ALL ON FUNCTION jobledger.calling_role() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION jobledger.calling_role() TO PUBLIC;

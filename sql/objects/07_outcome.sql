@@ -27,4 +27,5 @@ END
 $$;
 COMMENT ON FUNCTION jobledger.outcome_value(jsonb) IS
     'Internal: the value of a PL/Python entry point''s outcome, or its error raised as a PostgreSQL error (message, SQLSTATE, DETAIL, HINT).';
-REVOKE ALL ON FUNCTION jobledger.outcome_value(jsonb) FROM PUBLIC;
+-- PUBLIC: define_job runs with its caller's rights and raises through it.
+GRANT EXECUTE ON FUNCTION jobledger.outcome_value(jsonb) TO PUBLIC;

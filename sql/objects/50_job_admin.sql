@@ -1,20 +1,47 @@
+-- The ledger write of define_job, the only part of it that runs with the
+-- extension owner's rights.  Anyone may call it directly, so it trusts no
+-- argument: under one lock on the job name it decides the owner (the
+-- calling role for a new job; for an existing one the caller must be a
+-- member of its owner, checked right before the version is written), and it
+-- checks the template itself (jobledger.check_template_py: PostgreSQL's
+-- grammar in process, nothing executed).  The analysis (output columns by
+-- kind of value) is stored as given: it only decides what submit_job
+-- refuses early, and runs execute with the owner's rights whatever it says.
 CREATE OR REPLACE FUNCTION jobledger.record_job_version(
-    job_name text, job_owner name, query text, destination text, mode text,
-    params jsonb, timeout interval, max_attempts integer, description text
+    job_name text, query text, destination text, mode text,
+    params jsonb, timeout interval, max_attempts integer, description text, analysis jsonb
 )
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
+    caller name := jobledger.calling_role();
+    job_owner name;
     current jobledger.job_version;
     next_version integer;
+    placeholders jsonb;
 BEGIN
+    IF job_name IS NULL OR query IS NULL OR destination IS NULL OR mode IS NULL THEN
+        RAISE EXCEPTION 'a job needs a name, a query, a destination and a mode'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
+    placeholders := jobledger.outcome_value(jobledger.check_template_py(query, params::text));
+    -- One lock on the name for the owner check and the version insert: a
+    -- definition that waited cannot become a version of a job someone else
+    -- created meanwhile.
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('jobledger.job ' || job_name, 0));
     INSERT INTO jobledger.job AS j (name, owner, description)
-    VALUES (job_name, job_owner, record_job_version.description)
+    VALUES (job_name, caller, record_job_version.description)
     ON CONFLICT (name) DO NOTHING;
-    -- Lock the job: concurrent definitions of one job number versions in turn.
-    PERFORM 1 FROM jobledger.job AS j WHERE j.name = job_name FOR UPDATE;
+    SELECT j.owner INTO job_owner FROM jobledger.job AS j WHERE j.name = job_name FOR UPDATE;
+    IF NOT (pg_catalog.to_regrole(pg_catalog.quote_ident(job_owner)) IS NOT NULL
+            AND pg_catalog.pg_has_role(caller, pg_catalog.to_regrole(pg_catalog.quote_ident(job_owner)), 'MEMBER')) THEN
+        RAISE EXCEPTION 'job "%" exists and % may not change it', job_name, caller
+            USING ERRCODE = 'insufficient_privilege', DETAIL = 'category: permission_denied',
+                  HINT = 'Only its owner (or a member of the owner role) defines new versions; choose another name.';
+    END IF;
     SELECT v.* INTO current
       FROM jobledger.job AS j JOIN jobledger.job_version AS v ON v.job = j.name AND v.version = j.current_version
      WHERE j.name = job_name;
@@ -28,21 +55,25 @@ BEGIN
        AND current.destination = record_job_version.destination
        AND current.mode = record_job_version.mode
        AND current.timeout IS NOT DISTINCT FROM record_job_version.timeout
-       AND current.max_attempts = record_job_version.max_attempts THEN
+       AND current.max_attempts = record_job_version.max_attempts
+       AND EXISTS (SELECT 1 FROM jobledger.job_version_check AS c
+                    WHERE c.job = job_name AND c.version = current.version AND c.problem IS NULL) THEN
         RETURN current.version;
     END IF;
     SELECT coalesce(max(v.version), 0) + 1 INTO next_version FROM jobledger.job_version AS v WHERE v.job = job_name;
     INSERT INTO jobledger.job_version (job, version, query, params, destination, mode, timeout, max_attempts, created_by)
     VALUES (job_name, next_version, record_job_version.query, record_job_version.params,
             record_job_version.destination, record_job_version.mode, record_job_version.timeout,
-            record_job_version.max_attempts, jobledger.calling_role());
+            record_job_version.max_attempts, caller);
+    INSERT INTO jobledger.job_version_check (job, version, placeholders, shapes)
+    VALUES (job_name, next_version, placeholders, coalesce(analysis -> 'shapes', '{}'));
     UPDATE jobledger.job AS j SET current_version = next_version, updated_at = pg_catalog.now() WHERE j.name = job_name;
     RETURN next_version;
 END
 $$;
-COMMENT ON FUNCTION jobledger.record_job_version(text, name, text, text, text, jsonb, interval, integer, text) IS
-    'Internal to define_job, which validates first: writes the job and, if anything changed, its next version.';
-REVOKE ALL ON FUNCTION jobledger.record_job_version(text, name, text, text, text, jsonb, interval, integer, text) FROM PUBLIC;
+COMMENT ON FUNCTION jobledger.record_job_version(text, text, text, text, jsonb, interval, integer, text, jsonb) IS
+    'Internal to define_job: writes the job and, if anything changed, its next version; checks the owner under a lock on the name and the template itself.';
+GRANT EXECUTE ON FUNCTION jobledger.record_job_version(text, text, text, text, jsonb, interval, integer, text, jsonb) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.owned_job(job_name text)
 RETURNS jobledger.job

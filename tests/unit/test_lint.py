@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pathlib
 import subprocess
-import sys
 
 import pytest
 
@@ -27,7 +26,7 @@ def test_pgspot_finds_nothing(tmp_path: pathlib.Path, name: str) -> None:
     preamble.write_text(SCHEMA_IS_OURS)
     script = tmp_path / name
     script.write_text(assemble.scripts()[name].replace(assemble.LIBDIR_MARK, "/usr/lib/jobledger"))
-    pgspot = pathlib.Path(sys.executable).parent / "pgspot"
+    pgspot = pathlib.Path(__file__).resolve().parents[2] / ".venv-pgspot" / "bin" / "pgspot"
     result = subprocess.run(
         [str(pgspot), "--ignore-lang", "plpython3u", "-a", str(preamble), str(script)],
         capture_output=True, text=True,
