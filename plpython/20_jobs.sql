@@ -17,6 +17,7 @@ return jobledger.server.define_job(plpy, name, query, destination, mode, params,
 $python$;
 COMMENT ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) IS
     'Internal: the outcome of jobledger.define_job, with its caller''s rights (see jobledger.outcome_value).';
+REVOKE ALL ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
 GRANT EXECUTE ON FUNCTION jobledger.define_job_py(text, text, text, text, jsonb, interval, integer, text) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.define_job(

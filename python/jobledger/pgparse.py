@@ -121,8 +121,8 @@ def parse(sql: str) -> list[dict[str, Any]]:
         if result.error:
             error = result.error.contents
             message = (error.message or b"syntax error").decode("utf-8", "replace")
-            position = error.cursorpos
-            offset = char_offset(encoded, position - 1) if position > 0 else None
+            position = error.cursorpos  # 1-based, in characters (the scanner counts them)
+            offset = position - 1 if position > 0 else None
             raise ParseError(message, offset)
         tree = json.loads(ctypes.string_at(result.parse_tree).decode("utf-8"))
     finally:
@@ -143,19 +143,3 @@ def strip_locations(node: Any) -> Any:
     if isinstance(node, list):
         return [strip_locations(v) for v in node]
     return node
-
-
-def walk(node: Any, parent_key: str | None = None) -> Any:
-    """Every (node kind, fields, parent key) of a JSON parse tree, depth first."""
-    pending = [(node, parent_key)]
-    while pending:
-        current, key = pending.pop()
-        if isinstance(current, dict):
-            for kind, fields in current.items():
-                if isinstance(fields, dict) and kind[:1].isupper():
-                    yield kind, fields, key
-                    pending.extend((v, k) for k, v in fields.items())
-                else:
-                    pending.append((fields, kind))
-        elif isinstance(current, list):
-            pending.extend((v, key) for v in current)

@@ -210,7 +210,7 @@ def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, 
     the server only through ``single_statement.prepare_one``.
     """
     view = f"jobledger_preflight_{next(_view_names)}"
-    statement = "CREATE TEMPORARY VIEW pg_temp." + view + " AS " + sql  # template-free: goes to prepare_one only
+    statement = "CREATE TEMPORARY VIEW pg_temp." + view + " AS " + sql  # holds template text: only prepare_one may see it
     try:
         with plpy.subtransaction():
             plpy.execute(_SET_TEMPLATE_PATH)

@@ -97,7 +97,8 @@ def _postgres_placeholders(query: str) -> tuple[render.Span, ...]:
     try:
         tokens = parser.scan(query)  # offsets in characters
     except parser.ParseError as error:
-        offset = error.location if isinstance(error.location, int) else None
+        # pglast's scan error: (message, character offset or None)
+        offset = error.args[1] if len(error.args) > 1 and isinstance(error.args[1], int) else None
         raise errors.JobledgerError(
             "template_parse_error", _where(query, offset, f"PostgreSQL cannot read the job query: {error.args[0]}")
         ) from None
@@ -314,9 +315,14 @@ def _position_problem(parent_kind: str | None, parent_key: str | None) -> str | 
 def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any], str | None, str | None]]:
     """Every node of a JSON parse tree: (kind, fields, parent kind, parent field).
 
+    libpg_query writes a field that holds a node of a fixed kind without the
+    kind's wrapper (``withClause: {"ctes": [...]}``, the ``larg``/``rarg``
+    of a UNION, a window's ``over``): such a dict of fields counts as a
+    node whose kind is its field's name, so nothing is left unvisited.
+
     A parenthesised list in GROUP BY (a RowExpr there) is a list of grouping
-    items, so its elements count as GROUP BY items: its field is reported as
-    ``group-args``.
+    items, so its elements count as GROUP BY items: their field is reported
+    as ``group-args``.
     """
     pending: list[tuple[Any, str | None, str | None]] = [(tree, None, None)]
     while pending:
@@ -326,14 +332,16 @@ def _nodes(tree: Any) -> Iterator[tuple[str, dict[str, Any], str | None, str | N
             continue
         if not isinstance(value, dict):
             continue
-        for kind, fields in value.items():
-            if not isinstance(fields, dict):
-                continue
-            yield kind, fields, parent_kind, parent_key
-            for key, child in fields.items():
-                if kind == "RowExpr" and key == "args" and parent_key in ("groupClause", "group-args"):
-                    key = "group-args"
-                pending.append((child, kind, key))
+        wrapped = len(value) == 1 and next(iter(value))[:1].isupper() and isinstance(next(iter(value.values())), dict)
+        if wrapped:
+            kind, fields = next(iter(value.items()))
+        else:
+            kind, fields = parent_key or "", value
+        yield kind, fields, parent_kind, parent_key
+        for key, child in fields.items():
+            if kind == "RowExpr" and key == "args" and parent_key in ("groupClause", "group-args"):
+                key = "group-args"
+            pending.append((child, kind, key))
 
 
 def _where(query: str, offset: int | None, message: str) -> str:

@@ -1,7 +1,7 @@
 -- Versions recorded by an older jobledger are checked under today's rules,
 -- each with its owner's rights (SET LOCAL ROLE: nothing from a template
 -- runs with more), and the outcome is kept in job_version_check.  Versions
--- that would now be refused are listed in a NOTICE and in the view
+-- that would now be refused are listed in a WARNING and in the view
 -- jobledger.refused_versions; they stay in the ledger, and their owners
 -- define the jobs again.  Only current versions: no other is submitted.
 -- A fresh install has no versions; an upgrade checks each once.
@@ -41,7 +41,7 @@ BEGIN
         END IF;
     END LOOP;
     IF refused <> '' THEN
-        RAISE NOTICE 'jobledger: these job versions are refused under the new template rules: %', refused
+        RAISE WARNING 'jobledger: these job versions are refused under the new template rules: %', refused
             USING HINT = 'Their owners define the jobs again; SELECT * FROM jobledger.refused_versions lists them.';
     END IF;
 END

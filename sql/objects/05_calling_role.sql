@@ -19,4 +19,5 @@ AS $$
 $$;
 COMMENT ON FUNCTION jobledger.calling_role() IS
     'The role calling the jobledger API: the session''s SET ROLE role, else the session user (unchanged inside SECURITY DEFINER functions).';
+REVOKE ALL ON FUNCTION jobledger.calling_role() FROM PUBLIC;  -- the same ACL after an upgrade as after an install
 GRANT EXECUTE ON FUNCTION jobledger.calling_role() TO PUBLIC;

@@ -28,4 +28,5 @@ $$;
 COMMENT ON FUNCTION jobledger.outcome_value(jsonb) IS
     'Internal: the value of a PL/Python entry point''s outcome, or its error raised as a PostgreSQL error (message, SQLSTATE, DETAIL, HINT).';
 -- PUBLIC: define_job runs with its caller's rights and raises through it.
+REVOKE ALL ON FUNCTION jobledger.outcome_value(jsonb) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
 GRANT EXECUTE ON FUNCTION jobledger.outcome_value(jsonb) TO PUBLIC;

@@ -49,3 +49,14 @@ SELECT j.name AS job,
 COMMENT ON VIEW jobledger.job_stats IS
     'Per job: runs by status, last success and failure, median and 95th percentile duration of successful runs. Counts the jobs and runs the querying role may see.';
 GRANT SELECT ON jobledger.job_stats TO PUBLIC;
+
+CREATE OR REPLACE VIEW jobledger.refused_versions WITH (security_invoker = true) AS
+SELECT c.job,
+       c.version,
+       c.problem,
+       c.checked_at
+  FROM jobledger.job_version_check AS c
+ WHERE c.problem IS NOT NULL;
+COMMENT ON VIEW jobledger.refused_versions IS
+    'Job versions that can no longer be submitted under the current template rules (recorded by an older jobledger and checked again by the upgrade), with the reason; their owners define the jobs again. Shows the versions the querying role may see.';
+GRANT SELECT ON jobledger.refused_versions TO PUBLIC;

@@ -102,7 +102,7 @@ def test_show_tells_everything_about_a_run(db, cli, counter_job, start_runner) -
     result = cli("show", str(run)[:6])
     assert result.code == 0, result
     for expected in (str(run), "count (version 1)", "succeeded", "public.landed (append)", '"n": 7',
-                     "SELECT CAST(CAST(7 AS INT) AS INT) AS n", "attempts"):
+                     "SELECT CAST(CAST(7 AS INT) AS integer) AS n", "attempts"):
         assert expected in result.out, (expected, result.out)
     data = json.loads(cli("show", str(run), "--json").out)
     assert data["rows_written"] == 1 and [a["status"] for a in data["attempts"]] == ["succeeded"]
