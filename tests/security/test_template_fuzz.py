@@ -3,8 +3,8 @@
 Random SQL-like text is built from fragments that mean something to one SQL
 reader or another (quotes of every kind, comment markers, dollar tags,
 OPERATOR(, semicolons, placeholders, data-modifying keywords).  define_job
-is called with it by a LOGIN-only role.  Whatever it refuses is fine; whatever
-it ACCEPTS must be, in PostgreSQL's own grammar, exactly one SELECT with no
+is called with it by a LOGIN-only role.  Whatever it refuses must be refused
+with a category (no Python traceback); whatever it ACCEPTS must be, in PostgreSQL's own grammar, exactly one SELECT with no
 INTO, no locking clause and no INSERT/UPDATE/DELETE/MERGE anywhere, and must
 be stored exactly as written.  And nothing of any text may have run while
 defining (sectools.Canary: rights, canary table, file, advisory lock).
@@ -23,6 +23,7 @@ import hypothesis
 import hypothesis.strategies as st
 import psycopg
 
+import dbtools
 import sectools
 
 SETTINGS = hypothesis.settings(
@@ -76,8 +77,11 @@ def test_whatever_define_job_accepts_is_one_plain_select(db, connect, canary) ->
         try:
             attacker.execute("SELECT jobledger.define_job(%s, %s, 'result', params => %s::jsonb)",
                              (name, text, None if declared == "{}" else declared))
-        except psycopg.Error:
+        except psycopg.Error as error:
             assert sectools.ledger_counts(db) == before, f"a refused define left rows: {text!r}"
+            # Refused as the API refuses: a category, no Python in the message.
+            assert dbtools.category(error) is not None, f"{text!r}: {error.sqlstate} {error}"
+            assert "Traceback" not in (error.diag.context or ""), f"{text!r}: {error}"
             canary.assert_untouched(db)
             return
         canary.assert_untouched(db)
