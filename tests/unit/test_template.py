@@ -442,8 +442,18 @@ def test_parameter_text_is_the_template_with_dollar_markers(query: str) -> None:
     text = render.parameter_text(query, parsed.spans)
     statements = pgparse.parse(text)
     assert len(statements) == 1 and "SelectStmt" in statements[0]["stmt"]
-    numbers = sorted(fields["number"] for kind, fields, _ in pgparse.walk(statements[0]) if kind == "ParamRef")
+    numbers = sorted(_param_numbers(statements[0]))
     assert numbers == list(range(1, len(parsed.spans) + 1))
+
+
+def _param_numbers(tree: object) -> list[int]:
+    """The number of every ParamRef anywhere in a JSON parse tree."""
+    if isinstance(tree, list):
+        return [n for item in tree for n in _param_numbers(item)]
+    if not isinstance(tree, dict):
+        return []
+    found = [tree["ParamRef"]["number"]] if isinstance(tree.get("ParamRef"), dict) else []
+    return found + [n for key, value in tree.items() if key != "ParamRef" for n in _param_numbers(value)]
 
 
 def test_probe_values_cover_every_literal_form() -> None:
