@@ -40,6 +40,9 @@ SQLSTATES: dict[str, str] = {
     "connection_failed": "08006",  # connection_failure: the CLI cannot reach the database
     "not_installed": "55000",  # the database lacks the extension, or has a version too old
     "wait_timeout": "57014",  # query_canceled: submit --wait gave up before the run ended
+    # The runner (0.5.0): a run the runner itself failed on (a value it cannot
+    # handle, a bug), recorded as the run's error_category; the runner goes on.
+    "runner_error": "XX000",  # internal_error
 }
 
 DETAIL_PREFIX = "category: "

@@ -8,6 +8,13 @@ dispatcher passes along.  An executor claims one run at a time, so a run is
 ``running`` only while it really executes (honest ``started_at``, heartbeats
 and pickup latency); a claim costs one short statement, which the executor
 sends in the same round trip as the previous run's commit.
+
+The runner decodes only what it needs, and no row it cannot read stops it: a
+run's parameters are never decoded (a jsonb number may have more digits than
+Python will read: ``{"n": 1e5000}``); the claim brings the JSON type of each
+value instead, which is all OutputColumns needs.  A claimed row that still
+cannot be loaded becomes an ``Unreadable`` entry (its id, job and attempt,
+read as plain text), which the executor fails at once (``runner_error``).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import uuid
 from typing import Any
 
 import psycopg
-from psycopg import rows
+from psycopg import adapt, pq
 
 from jobledger.runner import queries
 
@@ -33,7 +40,8 @@ class ClaimedRun:
     attempt: int
     max_attempts: int
     rendered_sql: str
-    parameters: Any
+    # "name:jsontype,..." of the run's parameters (jsonb_typeof), never their values.
+    parameter_shape: str | None
     mode: str
     owner: str
     timeout_ms: int | None
@@ -58,8 +66,37 @@ class ClaimedRun:
         return f"jobledger run {self.id}"
 
 
-def claim(conn: psycopg.Connection, worker: str, max_runs: int = 1) -> list[ClaimedRun]:
+@dataclasses.dataclass(frozen=True)
+class Unreadable:
+    """A claimed run whose row the runner could not load: to be failed at once."""
+
+    id: uuid.UUID
+    job: str
+    attempt: int
+    error: str
+
+
+def claim(conn: psycopg.Connection, worker: str, max_runs: int = 1) -> list[ClaimedRun | Unreadable]:
     """Claim up to ``max_runs`` runnable runs for execution on ``conn``."""
-    with conn.cursor(row_factory=rows.dict_row) as cur:
+    with conn.cursor() as cur:
         cur.execute(queries.get("claim_runs"), {"worker": worker, "max_runs": max_runs})
-        return [ClaimedRun.from_row(row) for row in cur.fetchall()]
+        assert cur.pgresult is not None
+        return load(conn, cur.pgresult)
+
+
+def load(conn: psycopg.Connection, result: pq.abc.PGresult) -> list[ClaimedRun | Unreadable]:
+    """The rows of a claim_runs result (text format), each loaded on its own."""
+    encoding = conn.info.encoding
+    names = [(result.fname(i) or b"").decode(encoding) for i in range(result.nfields)]
+    transformer = adapt.Transformer(conn)
+    transformer.set_pgresult(result)
+    found: list[ClaimedRun | Unreadable] = []
+    for index in range(result.ntuples):
+        try:
+            found.append(ClaimedRun.from_row(dict(zip(names, transformer.load_row(index, tuple) or ()))))
+        except Exception as exc:  # noqa: BLE001 - whatever the loaders raise, the run is failed, not the runner
+            raw = {name: result.get_value(index, i) for i, name in enumerate(names)}
+            found.append(Unreadable(
+                uuid.UUID((raw["id"] or b"").decode()), (raw["job"] or b"").decode(encoding, "replace"),
+                int(raw["attempt"] or b"0"), f"the runner cannot read this run's row: {exc}"))
+    return found

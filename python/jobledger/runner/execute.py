@@ -11,11 +11,13 @@ trips:
    (primary key) DO UPDATE``).  Its row count is what ``rows_written`` needs.
 2. ``reset_role`` (the runner's role again, no timeout); ``complete_run`` (the fenced flip to succeeded, which
    raises if the run is no longer this attempt's); the executor's next
-   claim (so one commit serves both); ``COMMIT``.
+   claim (so one commit serves both); ``COMMIT``; ``session.RESET`` (nothing
+   the job left in the session outlives its run).
 
 Either everything commits, or nothing: a failure anywhere rolls the write
-back, and the attempt is then recorded by ``fail_run`` (fenced too) on the
-same connection, or on a new one if the connection was lost.
+back, the session is reset, and the attempt is then recorded by
+``fail_run`` (fenced too) on the same connection, or on a new one if the
+connection was lost.
 
 Destinations outside the database (``result``, ``parquet:``) are executed
 by ``runner.lake``.
@@ -31,10 +33,10 @@ import time
 from typing import Any, Callable
 
 import psycopg
-from psycopg import pq, rows, sql
+from psycopg import rows, sql
 
 from jobledger import destinations, errors, preflight
-from jobledger.runner import claim, queries, wire
+from jobledger.runner import claim, queries, session, wire
 
 log = logging.getLogger("jobledger.runner")
 
@@ -77,7 +79,7 @@ class Result:
 
     outcome: Outcome
     rows_written: int | None = None
-    claimed: list[claim.ClaimedRun] | None = None
+    claimed: list[claim.ClaimedRun | claim.Unreadable] | None = None
 
 
 class ConnectionLost(Exception):
@@ -132,7 +134,7 @@ class OutputColumns:
         self._known: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def get(self, conn: psycopg.Connection, run: claim.ClaimedRun) -> tuple[str, ...]:
-        key = (run.job, run.job_version, _shape(run.parameters))
+        key = (run.job, run.job_version, run.parameter_shape)
         found = self._known.get(key)
         if found is None:
             found = describe(conn, run.rendered_sql, run.owner)
@@ -140,12 +142,6 @@ class OutputColumns:
                 self._known.clear()
             self._known[key] = found
         return found
-
-
-def _shape(parameters: Any) -> tuple[tuple[str, str], ...]:
-    if not isinstance(parameters, dict):
-        return ()
-    return tuple(sorted((name, type(value).__name__) for name, value in parameters.items()))
 
 
 def describe(conn: psycopg.Connection, query: str, owner: str) -> tuple[str, ...]:
@@ -191,11 +187,12 @@ def statements(run: claim.ClaimedRun, columns: tuple[str, ...]) -> list[sql.Comp
     raise ValueError(f"unknown mode {run.mode!r}")
 
 
-def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
-          steps: list[sql.Composed], claim_next: bool = False) -> tuple[int, list[claim.ClaimedRun] | None]:
+def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: list[sql.Composed],
+          claim_next: bool = False) -> tuple[int, list[claim.ClaimedRun | claim.Unreadable] | None]:
     """Run the pipelined transaction: the rows written, and the next runs if
     ``claim_next``.  Raises on any failure, after which nothing of it is
-    left: the transaction is rolled back, the claim never made."""
+    left: the transaction is rolled back, the claim never made, the session
+    reset (or the connection closed)."""
     try:
         with wire.Pipeline(conn) as pipeline:
             pipeline.send(b"BEGIN")
@@ -215,13 +212,14 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
             if claim_next:  # in the same transaction: one commit for both
                 pipeline.send(queries.pipelined("claim_runs"), {"worker": worker, "max_runs": 1})
             pipeline.send(b"COMMIT")
+            for statement in session.RESET:  # after the COMMIT: what the job left in the session goes
+                pipeline.send(statement)
             results = pipeline.sync()
     except BaseException:
-        if conn.pgconn.status == pq.ConnStatus.OK and conn.pgconn.transaction_status in (
-                pq.TransactionStatus.INTRANS, pq.TransactionStatus.INERROR):
-            conn.execute(b"ROLLBACK")
+        session.reset(conn)
         raise
-    claimed = pipeline.rows(results[-2], claim.ClaimedRun.from_row) if claim_next else None
+    # results: reset_role, complete_run, [claim_runs], COMMIT, session.RESET.
+    claimed = claim.load(conn, results[2]) if claim_next else None
     return rows_written, claimed
 
 
@@ -267,7 +265,15 @@ def database_error(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
     return Result(record(conn, run, worker, failure, backoff))
 
 
-def record(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, failure: Failure,
+def unexpected(exc: BaseException) -> Failure:
+    """The failure to record when the runner itself failed on a run (an
+    error it does not expect, a value it cannot handle): the run fails for
+    good, the executor goes on."""
+    return Failure(f"the runner failed on this run: {type(exc).__name__}: {str(exc)[:500]}", None,
+                   "runner_error", retry=False)
+
+
+def record(conn: psycopg.Connection, run: claim.ClaimedRun | claim.Unreadable, worker: str, failure: Failure,
            backoff: float) -> Outcome:
     """fail_run: the attempt's error; pending again (retry) or failed."""
     with conn.cursor(row_factory=rows.dict_row) as cur:

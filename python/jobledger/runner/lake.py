@@ -45,8 +45,8 @@ After an ``overwrite``, or any commit, files that no version kept within
 their files at least that long.
 
 ``JOBLEDGER_RUNNER_FAULT=exit-after-publish`` in the runner's environment
-makes it exit at once after step 2: the tests' way to crash between the
-publish and the ledger.
+makes it exit at once after step 2 (runner.faults): the tests' way to crash
+between the publish and the ledger.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ from psycopg import rows, sql
 
 from jobledger import (arrow_batches, dataset_manifest, destinations, errors, ipc_result, parquet_dataset,
                        preflight)
-from jobledger.runner import claim, queries
+from jobledger.runner import claim, faults, queries, session
 from jobledger.runner import execute as table_execute
 
 log = logging.getLogger("jobledger.runner")
@@ -75,7 +75,6 @@ log = logging.getLogger("jobledger.runner")
 BATCH_ROWS = arrow_batches.DEFAULT_BATCH_ROWS
 IPC_CONTENT_TYPE = "application/vnd.apache.arrow.stream"
 JSON_CONTENT_TYPE = "application/json"
-FAULT_VARIABLE = "JOBLEDGER_RUNNER_FAULT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,16 +104,20 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
     """Execute ``run`` (destination ``result`` or ``parquet:...``) on ``conn``.
 
     Never claims the next run in its transaction (the executor claims
-    afterwards).  Raises ConnectionLost if ``conn`` died, like
+    afterwards).  The session is reset (runner.session) before anything
+    else is done on ``conn``.  Raises ConnectionLost if ``conn`` died, like
     ``execute.execute``."""
     target = destinations.parse(run.destination)
     started = time.monotonic()
     failure: table_execute.Failure | None = None
     try:
-        if isinstance(target, destinations.Parquet):
-            rows_written = _parquet(conn, run, worker, target)
-        else:
-            rows_written = _result(conn, run, worker)
+        try:
+            if isinstance(target, destinations.Parquet):
+                rows_written = _parquet(conn, run, worker, target)
+            else:
+                rows_written = _result(conn, run, worker)
+        finally:
+            session.reset(conn)  # the job's transaction is over: nothing of it stays
     except Published as published:
         cause = published.cause
         if isinstance(cause, psycopg.Error) and (conn.closed or conn.broken):
@@ -201,7 +204,7 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
             conn.execute(queries.get("reset_role"))
             conn.execute(queries.get("lock_run"), {"run": run.id, "attempt": run.attempt, "worker": worker})
             commit = writer.commit()
-            _fault("exit-after-publish")
+            faults.exit_now("exit-after-publish")
             try:
                 _record_commit(conn, run, worker, commit.manifest)
             except Exception as exc:
@@ -350,11 +353,3 @@ def _complete(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, rows
     conn.execute(queries.get("complete_run_snapshot"), {
         "run": run.id, "attempt": run.attempt, "worker": worker, "rows_written": rows_written,
         "snapshot_id": snapshot_id})
-
-
-def _fault(point: str) -> None:
-    """Fault injection for the tests (see the module's notes)."""
-    if os.environ.get(FAULT_VARIABLE) == point:
-        log.warning("%s=%s: exiting now", FAULT_VARIABLE, point)
-        logging.shutdown()
-        os._exit(75)

@@ -57,7 +57,10 @@ class Control:
 
     def serve(self) -> None:
         runner = self.runner
-        while not runner.finished():
+        while True:
+            runner.supervise()  # before asking: all executors may have just died
+            if runner.finished():
+                break
             runner.check_grace()
             try:
                 if self.conn is None:
@@ -77,17 +80,18 @@ class Control:
                 self.failures = 0
             except psycopg.OperationalError as exc:
                 self._lost(exc)
-        self._farewell()
-        self.close()
 
-    def _farewell(self) -> None:
-        """A clean exit: jobledger.workers shows this runner stopped, not lost."""
+    def farewell(self) -> None:
+        """The runner's exit, clean or failed: jobledger.workers shows it
+        stopped, not lost (if it was ever recorded there)."""
+        if not self.runner.presence.registered:
+            return
         try:
             if self.conn is None:
                 self._connect()
             assert self.conn is not None
             self.runner.presence.beat(self.conn, stopped=True)
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:
             log.warning("could not record the runner's exit: %s", str(exc).strip())
 
     def close(self) -> None:

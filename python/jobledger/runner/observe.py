@@ -169,16 +169,16 @@ class Observer:
 
     # ---- the executors' hot path ----------------------------------------
 
-    def claimed(self, runs: list[claim.ClaimedRun]) -> None:
+    def claimed(self, runs: list[claim.ClaimedRun | claim.Unreadable]) -> None:
         for run in runs:
             m = self.metrics.job(run.job)
             m.claimed.inc()
-            if run.attempt == 1:
+            if run.attempt == 1 and isinstance(run, claim.ClaimedRun):
                 m.pickup.observe(max(0.0, (run.started_at - run.created_at).total_seconds()))
             if self.claims_on:
                 self.event("claimed", run, level=logging.DEBUG, attempt=run.attempt)
 
-    def finished(self, run: claim.ClaimedRun, outcome: execute.Outcome, rows_written: int | None,
+    def finished(self, run: claim.ClaimedRun | claim.Unreadable, outcome: execute.Outcome, rows_written: int | None,
                  seconds: float, fenced_status: str | None = None) -> None:
         """``fenced_status``: for a FENCED outcome, what the run is now
         (cancelled: cancel_run stopped it; anything else: it was lost)."""
@@ -198,7 +198,7 @@ class Observer:
                 fields["rows_written"] = rows_written
             self.event(name, run, **fields)
 
-    def event(self, name: str, run: claim.ClaimedRun | None = None, level: int = logging.INFO,
+    def event(self, name: str, run: claim.ClaimedRun | claim.Unreadable | None = None, level: int = logging.INFO,
               **fields: Any) -> None:
         """One log line for one event, with its fields."""
         if run is not None:

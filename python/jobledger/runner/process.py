@@ -17,6 +17,13 @@ Shutdown (SIGTERM/SIGINT): stop claiming; runs in flight get ``grace``
 seconds to finish; then their queries are cancelled and the runs released
 back to pending (the interrupted attempt does not count).  A second signal
 ends the grace period at once.
+
+Failures: an error while handling one run ends that run (failed for good,
+category ``runner_error``) and the executor goes on with the next.  An
+executor that dies anyway is restarted by the control loop, up to
+``MAX_RESTARTS`` times within ``RESTART_WINDOW`` seconds; past that, or when
+the control loop itself fails, the runner cannot go on: it stops, records
+itself stopped in jobledger.workers, and ``run()`` returns ``EXIT_FAILED``.
 """
 
 from __future__ import annotations
@@ -36,11 +43,15 @@ from typing import Any
 import psycopg
 
 import jobledger
-from jobledger.runner import claim, execute, listen, observe, presence, queries
+from jobledger.runner import claim, execute, faults, listen, observe, presence, queries, session
 
 log = logging.getLogger("jobledger.runner")
 
 REQUIRED_EXTENSION = (0, 3, 0)
+
+EXIT_FAILED = 1  # the runner could not go on (see the module's notes)
+MAX_RESTARTS = 5  # executor deaths tolerated within RESTART_WINDOW seconds
+RESTART_WINDOW = 60.0
 
 
 class StartupError(Exception):
@@ -106,12 +117,15 @@ class Executor(threading.Thread):
         self.index = index
         self.conn: psycopg.Connection | None = None
         self.current: claim.ClaimedRun | None = None
+        self.crashed = False
         self._lock = threading.Lock()
 
     def run(self) -> None:
         try:
+            faults.crash_executor()
             self._loop()
         except Exception:
+            self.crashed = True
             log.exception("executor %d stopped on an unexpected error", self.index)
         finally:
             if self.conn is not None:
@@ -131,9 +145,7 @@ class Executor(threading.Thread):
             if runner.stopping.is_set() and self.current is None:
                 return False
             try:
-                self.conn = runner.connect(f"jobledger exec {runner.worker}")
-                self.conn.execute(queries.get("executor_session"),
-                                  {"check_interval": runner.config.check_interval})
+                self.conn = runner.connect(f"jobledger exec {runner.worker}", executor=True)
                 return True
             except psycopg.OperationalError as exc:
                 log.warning("executor %d cannot connect: %s", self.index, str(exc).strip())
@@ -143,7 +155,7 @@ class Executor(threading.Thread):
 
     def _loop(self) -> None:
         runner = self.runner
-        queue: list[claim.ClaimedRun] = []
+        queue: list[claim.ClaimedRun | claim.Unreadable] = []
         # The wake-up generation before the last claim that found nothing.
         seen: int | None = None
         while True:
@@ -174,6 +186,10 @@ class Executor(threading.Thread):
                     seen = generation
                 continue
             run = queue.pop(0)
+            if isinstance(run, claim.Unreadable):
+                failure = execute.Failure(run.error, None, "runner_error", retry=False)
+                runner.observer.finished(run, self._record(run, failure), None, 0.0)
+                continue
             generation = runner.wakeups.generation
             claimed = self._execute(run, claim_next=not queue)
             if claimed is not None:
@@ -183,7 +199,7 @@ class Executor(threading.Thread):
                 if not claimed:
                     seen = generation
 
-    def _give_back(self, queue: list[claim.ClaimedRun]) -> None:
+    def _give_back(self, queue: list[claim.ClaimedRun | claim.Unreadable]) -> None:
         """Claimed as the stop came, never started: release them untouched."""
         for run in queue:
             if self.conn is None:
@@ -193,8 +209,10 @@ class Executor(threading.Thread):
             except psycopg.OperationalError:
                 break
 
-    def _execute(self, run: claim.ClaimedRun, claim_next: bool) -> list[claim.ClaimedRun] | None:
-        """Execute ``run``; the runs claimed after it (None: no claim made)."""
+    def _execute(self, run: claim.ClaimedRun, claim_next: bool
+                 ) -> list[claim.ClaimedRun | claim.Unreadable] | None:
+        """Execute ``run``; the runs claimed after it (None: no claim made).
+        Whatever goes wrong ends this run, not the executor."""
         runner = self.runner
         claim_next = claim_next and not runner.stopping.is_set()
         with self._lock:
@@ -211,7 +229,10 @@ class Executor(threading.Thread):
                 assert self.conn is not None
                 self.conn.close()
                 self.conn = None
-                result = execute.Result(self._record_lost(run, lost.failure))
+                result = execute.Result(self._record(run, lost.failure, release_if_stopping=True))
+            except Exception as exc:  # noqa: BLE001 - a bug, a value the runner cannot handle: this run only
+                log.exception("run %s (job %s): unexpected error", run.id, run.job)
+                result = execute.Result(self._record(run, execute.unexpected(exc)))
         finally:
             with self._lock:
                 self.current = None
@@ -230,16 +251,25 @@ class Executor(threading.Thread):
             return None
         return row[0] if row else None
 
-    def _record_lost(self, run: claim.ClaimedRun, failure: execute.Failure) -> execute.Outcome:
-        """Record a run whose connection died, on a new one.  If none can be
-        had, reconcile_orphaned recovers the run (its backend is gone)."""
-        if not self._connect() or self.conn is None:
+    def _record(self, run: claim.ClaimedRun | claim.Unreadable, failure: execute.Failure,
+                release_if_stopping: bool = False) -> execute.Outcome:
+        """Record a failed attempt that execute.execute did not: on this
+        executor's connection, reset first, or on a new one if it was lost
+        (then, shutting down, ``release_if_stopping`` releases the run
+        instead).  If that fails too, the connection is closed: its backend
+        gone, reconcile_orphaned recovers the run."""
+        if self.conn is not None:
+            session.reset(self.conn)
+            if self.conn.closed:
+                self.conn = None
+        if self.conn is None and (not self._connect() or self.conn is None):
             return execute.Outcome.FENCED
         try:
-            if self.runner.releasing.is_set():
+            if release_if_stopping and self.runner.releasing.is_set():
                 return execute.release(self.conn, run, self.runner.worker)
             return execute.record(self.conn, run, self.runner.worker, failure, self.runner.config.retry_backoff)
-        except psycopg.OperationalError:
+        except psycopg.Error as exc:
+            log.warning("run %s: cannot record its failure (%s); reconcile_orphaned will", run.id, str(exc).strip())
             self.conn.close()
             self.conn = None
             return execute.Outcome.FENCED
@@ -261,12 +291,23 @@ class Runner:
         self._grace_deadline: float | None = None
         self.observer = observe.Observer(self.worker)
         self.presence = presence.Presence(self)
+        self.failed: str | None = None  # why the runner could not go on
+        self._restarts: list[float] = []  # when executors were restarted
 
     # ---- connections ----------------------------------------------------
 
-    def connect(self, application_name: str) -> psycopg.Connection:
-        """A connection with the standard libpq settings (PG*, --dsn, DATABASE_URL)."""
-        return psycopg.connect(self.config.conninfo, autocommit=True, application_name=application_name[:63])
+    def connect(self, application_name: str, executor: bool = False) -> psycopg.Connection:
+        """A connection with the standard libpq settings (PG*, --dsn, DATABASE_URL)
+        and the settings the runner pins (runner.session).
+
+        An executor's connection also stops the query of a client that died
+        within ``check_interval`` (otherwise a kill -9'd runner's query runs
+        on to its end), and never prepares statements (session.RESET would
+        drop them under psycopg's feet)."""
+        extra = (("client_connection_check_interval", self.config.check_interval),) if executor else ()
+        return psycopg.connect(self.config.conninfo, autocommit=True, application_name=application_name[:63],
+                               prepare_threshold=None if executor else 5,
+                               **session.connect_kwargs(self.config.conninfo, extra))
 
     def sleep(self, seconds: float) -> None:
         """Sleep before a retry; a stop cuts it short (but a stopping runner
@@ -322,6 +363,32 @@ class Runner:
         self.stopping.set()
         self.wakeups.wake()
 
+    def supervise(self) -> None:
+        """Restart the executors that died unexpectedly (control loop).  Past
+        MAX_RESTARTS within RESTART_WINDOW, the runner gives up."""
+        if self.stopping.is_set():
+            return
+        for index, executor in enumerate(self.executors):
+            if executor.is_alive() or not executor.crashed:
+                continue
+            now = time.monotonic()
+            self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW]
+            if len(self._restarts) >= MAX_RESTARTS:
+                self.fail(f"executors died {len(self._restarts) + 1} times within {RESTART_WINDOW:.0f} s")
+                return
+            self._restarts.append(now)
+            log.warning("restarting executor %d", index)
+            self.executors[index] = Executor(self, index)
+            self.executors[index].start()
+
+    def fail(self, reason: str) -> None:
+        """The runner cannot go on: stop as on SIGTERM, and exit EXIT_FAILED."""
+        log.error("runner %s cannot go on: %s; stopping", self.worker, reason)
+        if self.failed is None:
+            self.failed = reason
+        if not self.stopping.is_set():
+            self.stop()
+
     def check_grace(self) -> None:
         """Past the grace period: cancel the runs in flight, to release them."""
         if self._grace_deadline is None or time.monotonic() < self._grace_deadline:
@@ -362,15 +429,22 @@ class Runner:
             control.serve()
         except psycopg.OperationalError as exc:
             raise StartupError(f"cannot start: {str(exc).strip()}", "connection_failed") from exc
+        except Exception as exc:  # noqa: BLE001 - the control loop failed: stop, say so, exit non-zero
+            log.exception("the control loop failed")
+            self.fail(f"the control loop failed: {exc}")
         finally:
             self.stopping.set()
             self.wakeups.wake()
             for executor in self.executors:
                 executor.join()
+            control.farewell()
             control.close()
             self.observer.close()
             for signum, handler in handlers.items():
                 signal.signal(signum, handler)
+        if self.failed is not None:
+            log.error("runner %s: stopped, failed (%s)", self.worker, self.failed)
+            return EXIT_FAILED
         log.info("runner %s: done", self.worker)
         return 0
 

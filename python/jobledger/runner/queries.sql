@@ -15,16 +15,20 @@ SELECT e.extversion
 SELECT coalesce(nullif(pg_catalog.current_setting('jobledger.lease', true), ''),
                 '1 minute')::interval AS lease
 
--- name: executor_session
--- Executor connections: a backend whose client died stops its query within
--- a second (otherwise a kill -9'd runner's query runs on to its end).
-SELECT pg_catalog.set_config('client_connection_check_interval', %(check_interval)s, false)
-
 -- name: listen
 LISTEN jobledger_runs
 
 -- name: claim_runs
-SELECT c.* FROM jobledger.claim_runs(%(worker)s, %(max_runs)s) AS c
+-- Every column but the parameters, which the runner never decodes (a jsonb
+-- number may have more digits than Python reads): only the JSON type of each
+-- value, which is what the output columns of the rendered SQL may depend on.
+SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql,
+       (SELECT pg_catalog.string_agg(p.key || ':' || pg_catalog.jsonb_typeof(p.value), ',' ORDER BY p.key)
+          FROM pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(c.parameters) = 'object'
+                                          THEN c.parameters END) AS p) AS parameter_shape,
+       c.mode, c.owner, c.timeout_ms, c.destination, c.destination_schema, c.destination_table,
+       c.primary_key, c.created_at, c.started_at
+  FROM jobledger.claim_runs(%(worker)s, %(max_runs)s) AS c
 
 -- name: run_context
 -- The start of a run's transaction: everything LOCAL, so it ends with it.
@@ -83,9 +87,15 @@ ON CONFLICT ({key}) DO NOTHING
 -- name: reset_role
 -- After the write: back to the runner's own role (complete_run and the next
 -- claim are the runner's, not the owner's; 'none' is what RESET ROLE sets),
--- and the job's timeout no longer applies to the runner's own statements.
+-- neither the job's timeout nor any timeout the job set for itself applies
+-- to the runner's own statements, and their names resolve in pg_catalog
+-- only, whatever the job created.  (What the job set for the session is gone
+-- after the COMMIT: runner.session.)
 SELECT pg_catalog.set_config('role', 'none', true),
-       pg_catalog.set_config('statement_timeout', '0', true)
+       pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true),
+       pg_catalog.set_config('statement_timeout', '0', true),
+       pg_catalog.set_config('lock_timeout', '0', true),
+       pg_catalog.set_config('idle_in_transaction_session_timeout', '0', true)
 
 -- name: complete_run
 SELECT jobledger.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)

@@ -5,8 +5,9 @@ Python per run (a generator step and a poll per statement), several times
 the database's own work for a small run, and runs/s were bound by it.  Here a
 run's transaction is a handful of ``PQsendQueryParams`` calls, one
 ``PQpipelineSync``, one wait for the socket, and C-speed result loading
-(psycopg's Transformer): about 0.1 ms per run.  Values are still sent as
-bound parameters, the statements are still the named blocks of queries.sql.
+(psycopg's Transformer, in claim.load): about 0.1 ms per run.  Values are
+still sent as bound parameters, the statements are still the named blocks of
+queries.sql.
 
 Only between runs is the connection handed back to psycopg (pipeline mode
 exited, transaction closed), so the rest of the runner uses it normally.
@@ -15,12 +16,11 @@ exited, transaction closed), so the rest of the runner uses it normally.
 from __future__ import annotations
 
 import select
-import types
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 import psycopg
-from psycopg import adapt, pq
+from psycopg import pq
 
 from jobledger.runner import queries
 
@@ -94,14 +94,6 @@ class Pipeline:
         if error is not None:
             raise error
         return results
-
-    def rows(self, result: pq.abc.PGresult, make: Callable[[dict[str, Any]], Any] = types.SimpleNamespace
-             ) -> list[Any]:
-        """The rows of ``result`` loaded by psycopg's adapters, as ``make(dict)``."""
-        transformer = adapt.Transformer(self.conn)
-        transformer.set_pgresult(result)
-        names = [(result.fname(i) or b"").decode(self.encoding) for i in range(result.nfields)]
-        return [make(dict(zip(names, row))) for row in transformer.load_rows(0, result.ntuples, tuple)]
 
 
 def rows_affected(result: pq.abc.PGresult) -> int:
