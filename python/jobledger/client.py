@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 import psycopg
 from psycopg import rows
 
+from jobledger import exact_json
+
 if TYPE_CHECKING:
     import pyarrow
 
@@ -61,8 +63,12 @@ def submit(conn_or_dsn: Connectable, job: str, params: dict[str, Any] | None = N
 
 
 def status(conn_or_dsn: Connectable, run: uuid.UUID | str) -> dict[str, Any]:
-    """The run's row in ``jobledger.runs`` (plus ``snapshot_id`` and ``error_sqlstate``)."""
+    """The run's row in ``jobledger.runs`` (plus ``snapshot_id`` and ``error_sqlstate``).
+
+    Its ``parameters`` are loaded by ``jobledger.exact_json``: an integer too
+    long for Python's ``int`` is an ``exact_json.Number``, not an error."""
     with _connection(conn_or_dsn) as conn, conn.cursor(row_factory=rows.dict_row) as cur:
+        exact_json.register(cur)
         found = cur.execute(
             "SELECT v.*, r.snapshot_id, r.error_sqlstate FROM jobledger.runs AS v"
             " JOIN jobledger.run AS r ON r.id = v.id WHERE v.id = %s", (run,)).fetchone()

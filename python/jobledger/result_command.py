@@ -1,8 +1,11 @@
 """``jobledger result RUN --format csv|json|parquet [-o FILE]``: a run's stored result.
 
-Registered on the ``jobledger`` command group by cli.py.  Connects like the
-runner (``--dsn``, else ``DATABASE_URL``, else the PG* variables) and reads
-the result with ``jobledger.client.result`` (row-level security applies).
+Registered on the ``jobledger`` command group by cli.py.  Connects and
+reports errors like every command (jobledger.commands.common: ``--dsn``,
+else ``DATABASE_URL``, else the PG* variables; one error line with its
+category), takes the run's id or a unique prefix (``common.resolve_run``),
+and reads the result with ``jobledger.client.result`` (row-level security
+applies).
 
 * ``json``: the exact rendering ``jobledger.result_json`` returns (numbers
   with every digit, ISO 8601 timestamps, uuids as text), keys in column
@@ -18,13 +21,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from typing import IO, Any
 
 import click
 
-# pyarrow and psycopg are imported when the command runs: `jobledger --help`
+# pyarrow is imported when the command runs: `jobledger --help`
 # stays quick.
 
 
@@ -35,19 +37,13 @@ import click
               help="Write here instead of standard output.")
 @click.option("--dsn", help="libpq connection string or URI (default: DATABASE_URL, else the PG* variables).")
 def result(run: str, fmt: str, output: str | None, dsn: str | None) -> None:
-    """Print or save the stored result of RUN (a run of a job whose destination is result)."""
-    import psycopg
+    """Print or save the stored result of RUN (its id or a unique prefix; a run
+    of a job whose destination is result)."""
+    from jobledger import client
+    from jobledger.commands import common
 
-    from jobledger import client, errors
-
-    conninfo = dsn if dsn is not None else os.environ.get("DATABASE_URL", "")
-    try:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            table = client.result(conn, run)
-    except psycopg.Error as exc:
-        category = errors.category_of_detail(exc.diag.message_detail) if exc.diag else None
-        message = exc.diag.message_primary or str(exc).strip()
-        raise click.ClickException(f"{message}" + (f" [{category}]" if category else "")) from None
+    with common.connect(dsn) as conn:
+        table = client.result(conn, common.resolve_run(conn, run))
     data = render(table, fmt)
     if output is None:
         if fmt == "parquet" and sys.stdout.isatty():

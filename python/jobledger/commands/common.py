@@ -7,7 +7,6 @@ import datetime
 import decimal
 import functools
 import importlib.resources
-import json
 import os
 import re
 import sys
@@ -18,7 +17,7 @@ import click
 import psycopg
 from psycopg import rows
 
-from jobledger import durations, errors
+from jobledger import durations, errors, exact_json
 from jobledger.runner import queries as runner_queries
 
 # Exit codes (README "The jobledger command").
@@ -104,13 +103,15 @@ def conninfo(dsn: str | None) -> str:
 
 def connect(dsn: str | None, need: tuple[int, ...] = (0, 4, 0)) -> psycopg.Connection:
     """An autocommit connection with dict rows to a database that has
-    jobledger ``need`` or later."""
+    jobledger ``need`` or later; json and jsonb values loaded by exact_json
+    (a parameter of 5,000 digits is printed, not a traceback)."""
     try:
         conn = psycopg.connect(conninfo(dsn), autocommit=True, row_factory=rows.dict_row,
                                application_name="jobledger cli")
     except psycopg.OperationalError as exc:
         first = (str(exc).strip().splitlines() or ["no details"])[0]
         raise CliError("connection_failed", f"cannot connect to the database: {first}") from None
+    exact_json.register(conn)
     found = conn.execute(query("extension_version")).fetchone()
     if found is None:
         dbname = conn.info.dbname
@@ -171,7 +172,7 @@ def _json_default(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    click.echo(json.dumps(value, default=_json_default, indent=2))
+    click.echo(exact_json.dumps(value, default=_json_default, indent=2))
 
 
 def table(title: str | None, columns: list[str], rows_: list[list[Any]]) -> None:
@@ -195,7 +196,7 @@ def cell_text(value: Any) -> str:
     if isinstance(value, datetime.datetime):
         return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, (dict, list)):
-        return escape(json.dumps(value))
+        return escape(exact_json.dumps(value))
     return escape(str(value))
 
 

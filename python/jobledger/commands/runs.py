@@ -10,7 +10,7 @@ from typing import Any
 import click
 import psycopg
 
-from jobledger import client, durations
+from jobledger import client, durations, exact_json
 from jobledger.commands import common
 
 # Declared types whose values are strings: a -p value is taken as written.
@@ -203,7 +203,8 @@ def show(run: str, as_json: bool, dsn: str | None) -> None:
         if value is not None and value != "":
             out.print(f"[bold]{name.ljust(width)}[/]  {common.cell_text(value)}")
     out.print("[bold]parameters[/]")
-    out.print(Syntax(json.dumps(row["parameters"], indent=2, sort_keys=True), "json", background_color="default"))
+    out.print(Syntax(exact_json.dumps(row["parameters"], indent=2, sort_keys=True), "json",
+                     background_color="default"))
     out.print("[bold]rendered SQL[/]")
     out.print(Syntax(row["rendered_sql"], "sql", background_color="default", word_wrap=True))
     if attempts:
