@@ -30,7 +30,7 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
                description: str | None) -> int:
     """Create the job, or a new version when anything changed; the version."""
     check_arguments(name, query, destination, mode, max_attempts)
-    owner = plpy.execute("SELECT jobledger.calling_role() AS role")[0]["role"]
+    owner = plpy.execute(plpy.prepare(_OWNER, ["text"]), [name])[0]["owner"]
     checked = check_template(query, declared)
     analysed = analyse(plpy, name, owner, checked)
     stored = check_destination(plpy, name, owner, destination, mode, analysed)
@@ -43,6 +43,17 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
          description, json.dumps(analysed)],
     )
     return result[0]["v"]
+
+
+# The job's owner when the caller is a member of it (a new version of an
+# existing job), else the caller: whose rights the analysis uses.
+# record_job_version decides again, under a lock.
+_OWNER = """
+SELECT coalesce((SELECT j.owner FROM jobledger.job AS j
+                  WHERE j.name = $1
+                    AND pg_catalog.pg_has_role(jobledger.calling_role(),
+                                               pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)), 'MEMBER')),
+                jobledger.calling_role()) AS owner"""
 
 
 def check_arguments(name: str, query: str, destination: str, mode: str, max_attempts: int) -> None:
@@ -66,9 +77,11 @@ class Checked:
         self.template = parsed
         self.declarations = declarations
 
-    def placeholders(self) -> list[list[Any]]:
-        """The spans as stored with the version: [[start, end, name], ...]."""
-        return [[s.start, s.end, s.name] for s in self.template.spans]
+    def stored(self) -> dict[str, Any]:
+        """What submit_job needs of the check, as stored with the version:
+        the spans [[start, end, name], ...] and where the statement ends."""
+        return {"placeholders": [[s.start, s.end, s.name] for s in self.template.spans],
+                "query_end": self.template.end}
 
 
 def check_template(query: str, declared: str | None) -> Checked:
@@ -90,7 +103,7 @@ def analyse(plpy: Any, job: str, owner: str, checked: Checked) -> dict[str, Any]
     error, which submit_job reports for values of those kinds.  A query no
     shape fits is refused.
     """
-    renderer = render.Renderer(checked.template.query, checked.template.spans)
+    renderer = render.Renderer(checked.template.query, checked.template.spans, checked.template.end)
     columns: dict[str, Any] = {}
     refused = None
     for key, values in shapes.all_shapes(checked.declarations, checked.template.placeholders):
@@ -105,7 +118,7 @@ def analyse(plpy: Any, job: str, owner: str, checked: Checked) -> dict[str, Any]
             columns[key] = {"error": error.message}
     if refused is not None and all(isinstance(c, dict) for c in columns.values()):
         raise refused
-    return {"placeholders": checked.placeholders(), "shapes": columns}
+    return {**checked.stored(), "shapes": columns}
 
 
 def first_shape(analysed: dict[str, Any]) -> list[tuple[str, str]]:

@@ -205,14 +205,19 @@ def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, 
     A temporary view is parsed and analysed by PostgreSQL but runs nothing;
     its dependencies name every relation, column and function the query
     uses, so the owner's privileges can be checked the way the executor will
-    check them when the runner runs the query as the owner.  Runs with the
-    caller's rights (define_job is SECURITY INVOKER) and hands the text to
-    the server only through ``single_statement.prepare_one``.
+    check them when the runner runs the query as the owner.  Catalogs are no
+    one's dependencies, so the view is also EXPLAINed (planned, not run):
+    the executor checks every relation's privileges at that point, system
+    catalogs such as pg_authid included.  Runs with the caller's rights
+    (define_job is SECURITY INVOKER), as the owner when the caller is a
+    member of it (SET LOCAL ROLE, undone with the subtransaction), and hands
+    the text to the server only through ``single_statement.prepare_one``.
     """
     view = f"jobledger_preflight_{next(_view_names)}"
     statement = "CREATE TEMPORARY VIEW pg_temp." + view + " AS " + sql  # holds template text: only prepare_one may see it
     try:
         with plpy.subtransaction():
+            plpy.execute(plans.plan(plpy, _AS_OWNER, ["name"]), [owner])
             plpy.execute(_SET_TEMPLATE_PATH)
             plpy.execute("SET LOCAL standard_conforming_strings = on")
             try:
@@ -225,14 +230,22 @@ def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, 
             plpy.execute("SET LOCAL search_path = pg_catalog, jobledger, pg_temp")
             relation = f"pg_temp.{view}"
             columns = plpy.execute(plans.plan(plpy, _VIEW_COLUMNS, ["text"]), [relation])
-            denied = plpy.execute(plans.plan(plpy, _DENIED_DEPENDENCIES, ["name", "text"]), [owner, relation])
-            raise _Analysed([(c["name"], c["type"]) for c in columns], [r["what"] for r in denied])
+            denied = [r["what"] for r in
+                      plpy.execute(plans.plan(plpy, _DENIED_DEPENDENCIES, ["name", "text"]), [owner, relation])]
+            if not denied:
+                denied = _denied_when_planned(plpy, relation)
+            raise _Analysed([(c["name"], c["type"]) for c in columns], denied)
     except _Analysed as analysed:
         result = analysed
     except plpy.SPIError as exc:
+        message = exc.args[0] if exc.args else str(exc)
+        if getattr(exc, "sqlstate", None) in _UNSTORABLE:
+            raise errors.JobledgerError(
+                "schema_mismatch", f'the output of job "{job}" cannot be stored: {message}',
+                hint="Give every output column a name of its own (AS ...) and a type a table can hold.",
+            ) from None
         raise errors.JobledgerError(
-            "template_parse_error",
-            f'the query of job "{job}" is not valid here: {exc.args[0] if exc.args else exc}',
+            "template_parse_error", f'the query of job "{job}" is not valid here: {message}'
         ) from None
     if result.denied:
         raise errors.JobledgerError(
@@ -244,6 +257,29 @@ def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, 
 
 
 _SET_TEMPLATE_PATH = f"SET LOCAL search_path = {TEMPLATE_SEARCH_PATH}"
+
+# What PostgreSQL says of a query whose output no table (or view) can hold:
+# duplicate_column ("column "x" specified more than once"),
+# invalid_table_definition ("column "x" has pseudo-type record").
+_UNSTORABLE = ("42701", "42P16")
+
+# The owner's role for the rest of the subtransaction, when the caller is not
+# the owner but a member of it (define_job of an existing job).
+_AS_OWNER = """
+SELECT CASE WHEN $1 OPERATOR(pg_catalog.<>) CURRENT_USER
+            THEN pg_catalog.set_config('role', $1, true) END AS role"""
+
+
+def _denied_when_planned(plpy: Any, relation: str) -> list[str]:
+    """What the executor refuses the current role when it plans the view."""
+    try:
+        with plpy.subtransaction():
+            plpy.execute("EXPLAIN (COSTS OFF) SELECT * FROM " + relation)  # template-free: our view's name
+    except plpy.SPIError as exc:
+        if getattr(exc, "sqlstate", None) == "42501":  # insufficient_privilege
+            return [str(exc.args[0] if exc.args else exc).removeprefix("permission denied for ")]
+        raise
+    return []
 
 _VIEW_COLUMNS = """
 SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type

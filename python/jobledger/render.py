@@ -81,10 +81,15 @@ _literal_trees: dict[str, Any] = {}
 
 
 class Renderer:
-    """Renders one template version; built once per session and version."""
+    """Renders one template version; built once per session and version.
 
-    def __init__(self, query: str, spans: collections.abc.Sequence[Span]) -> None:
-        self.query = query
+    ``end``: where the statement ends in the stored text, before a
+    terminating ``;`` (the runner puts the query inside ``INSERT ... ( )``,
+    where a ``;`` cannot stand); the text after it is comments at most.
+    """
+
+    def __init__(self, query: str, spans: collections.abc.Sequence[Span], end: int | None = None) -> None:
+        self.query = query if end is None else query[:end]
         self.spans = tuple(spans)
         self.names = frozenset(span.name for span in self.spans)
         self._tree: Any = None
@@ -94,11 +99,15 @@ class Renderer:
         missing = sorted(self.names - set(texts))
         if missing:
             raise RuntimeError(f"no value for placeholders: {', '.join(missing)}")
-        sql = splice(self.query, self.spans, texts)
+        sql = self.splice(texts)
         problem = self.check(sql, texts)
         if problem is not None:
             raise RuntimeError(f"rendered job SQL failed its check: {problem}")
         return sql
+
+    def splice(self, texts: collections.abc.Mapping[str, str]) -> str:
+        """The statement with each placeholder's text, unchecked."""
+        return splice(self.query, self.spans, texts)
 
     def check(self, sql: str, texts: collections.abc.Mapping[str, str]) -> str | None:
         """Why ``sql`` is not the template's tree with each literal's tree in

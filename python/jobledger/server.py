@@ -70,15 +70,16 @@ def define_job(plpy: Any, *args: Any) -> int:
 
 
 @entry_point
-def check_template(plpy: Any, query: str, declared: str | None) -> list[list[Any]]:
-    """jobledger.record_job_version's own check of a template: its placeholders.
+def check_template(plpy: Any, query: str, declared: str | None) -> dict[str, Any]:
+    """jobledger.record_job_version's own check of a template: its placeholders
+    and where its statement ends.
 
     Pure Python (PostgreSQL's grammar in process, sqlglot's tokenizer): no
     text reaches the server, so it may run inside a SECURITY DEFINER function.
     """
     import jobledger.define
 
-    return jobledger.define.check_template(query, declared).placeholders()
+    return jobledger.define.check_template(query, declared).stored()
 
 
 @entry_point

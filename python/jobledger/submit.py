@@ -60,7 +60,7 @@ def _compile(context: Any) -> CompiledVersion:
     analysed = json.loads(context["shapes"] or "{}")
     return CompiledVersion(
         declarations=declarations,
-        renderer=render.Renderer(context["query"], spans),
+        renderer=render.Renderer(context["query"], spans, context["query_end"]),
         shapes={key: columns if isinstance(columns, dict) else [tuple(c) for c in columns]
                 for key, columns in analysed.items()},
     )
@@ -147,7 +147,8 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
 _SUBMIT_CONTEXT = """
 WITH me AS (SELECT jobledger.calling_role() AS role)
 SELECT me.role, j.name AS job, j.owner, v.version, v.query, v.params::text AS params, v.destination, v.mode,
-       v.max_attempts, c.placeholders::text AS placeholders, c.shapes::text AS shapes, c.problem AS check_problem,
+       v.max_attempts, c.placeholders::text AS placeholders, c.query_end, c.shapes::text AS shapes,
+       c.problem AS check_problem,
        me.role = j.owner
        OR coalesce(pg_catalog.pg_has_role(me.role, pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)),
                                           'MEMBER'), false)

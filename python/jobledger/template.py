@@ -54,6 +54,9 @@ class Template:
 
     query: str
     spans: tuple[render.Span, ...]
+    # Where the statement ends: before a terminating ";" (and any comment
+    # after it), else the whole text.
+    end: int
 
     @property
     def placeholders(self) -> frozenset[str]:
@@ -71,11 +74,11 @@ def parse_template(query: str) -> Template:
     found = _cache.get(query)
     if found is not None:
         return found
-    spans = _postgres_placeholders(query)
+    spans, semicolon = _postgres_placeholders(query)
     _compare(query, spans, _sqlglot_placeholders(query, spans))
-    statement = _one_statement(query, spans)
+    statement = _one_statement(query, spans, semicolon)
     _check_statement(query, spans, statement)
-    template = Template(query, spans)
+    template = Template(query, spans, len(query) if semicolon is None else semicolon)
     if len(_cache) >= 256:
         _cache.clear()
     _cache[query] = template
@@ -90,9 +93,12 @@ _cache: dict[str, Template] = {}
 # --- finding placeholders, twice ----------------------------------------------
 
 
-def _postgres_placeholders(query: str) -> tuple[render.Span, ...]:
+def _postgres_placeholders(query: str) -> tuple[tuple[render.Span, ...], int | None]:
     """``{name}`` as PostgreSQL's lexer reads the text: a ``{`` token, a word
-    and a ``}`` token with nothing between them.  Any other brace is refused."""
+    and a ``}`` token with nothing between them.  Any other brace is refused.
+    Also where a terminating ``;`` is (None if there is none): one that only
+    comments follow.  Any other ``;`` is left to the grammar, which reads
+    it as a second statement."""
     parser = pgparse.pglast_parser()
     try:
         tokens = parser.scan(query)  # offsets in characters
@@ -107,9 +113,14 @@ def _postgres_placeholders(query: str) -> tuple[render.Span, ...]:
         return query[token.start : token.end + 1]
 
     spans = []
+    semicolon = None
     index = 0
     while index < len(tokens):
         token = tokens[index]
+        if text(token) == ";" and semicolon is None and all(
+            t.name in ("SQL_COMMENT", "C_COMMENT") or text(t) == ";" for t in tokens[index + 1 :]
+        ):
+            semicolon = token.start
         if text(token) in ("{", "}"):
             triple = tokens[index : index + 3]
             if (
@@ -129,7 +140,7 @@ def _postgres_placeholders(query: str) -> tuple[render.Span, ...]:
                 + f": a placeholder is written {{name}} with no spaces, where name matches {NAME_PATTERN}",
             )
         index += 1
-    return tuple(spans)
+    return tuple(spans), semicolon
 
 
 def _sqlglot_placeholders(query: str, postgres: tuple[render.Span, ...]) -> tuple[render.Span, ...]:
@@ -182,8 +193,9 @@ def _compare(query: str, postgres: tuple[render.Span, ...], sqlglot: tuple[rende
 # --- what PostgreSQL's grammar reads ----------------------------------------------
 
 
-def _one_statement(query: str, spans: tuple[render.Span, ...]) -> dict[str, Any]:
-    """The one statement of the text with placeholders written ``$n``."""
+def _one_statement(query: str, spans: tuple[render.Span, ...], semicolon: int | None) -> dict[str, Any]:
+    """The one statement of the text with placeholders written ``$n``
+    (``semicolon``: where a terminating ``;`` is, if any)."""
     sql = render.parameter_text(query, spans)
     try:
         statements = pgparse.parse(sql)
@@ -390,17 +402,17 @@ def check_rendering(template: Template, declarations: params.Declarations) -> No
     anything but that value (template_parse_error naming the placeholder)."""
     if not template.spans:
         return
-    renderer = render.Renderer(template.query, template.spans)
+    renderer = render.Renderer(template.query, template.spans, template.end)
     probes = {d.name: probe_values(d) for d in declarations.items if d.name in template.placeholders}
     rounds = max(len(values) for values in probes.values())
     for round_ in range(rounds):
         texts = {name: literals.literal(values[min(round_, len(values) - 1)]) for name, values in probes.items()}
-        if renderer.check(render.splice(template.query, template.spans, texts), texts) is None:
+        if renderer.check(renderer.splice(texts), texts) is None:
             continue
         for name, values in probes.items():
             single = {other: literals.literal(v[0]) for other, v in probes.items()}
             single[name] = texts[name]
-            if renderer.check(render.splice(template.query, template.spans, single), single) is not None:
+            if renderer.check(renderer.splice(single), single) is not None:
                 span = next(s for s in template.spans if s.name == name)
                 signed = template.query[: span.start].rstrip().rstrip("(").rstrip().endswith(("-", "+"))
                 raise errors.JobledgerError(

@@ -21,13 +21,13 @@ DECLARE
     job_owner name;
     current jobledger.job_version;
     next_version integer;
-    placeholders jsonb;
+    checked jsonb;
 BEGIN
     IF job_name IS NULL OR query IS NULL OR destination IS NULL OR mode IS NULL THEN
         RAISE EXCEPTION 'a job needs a name, a query, a destination and a mode'
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
-    placeholders := jobledger.outcome_value(jobledger.check_template_py(query, params::text));
+    checked := jobledger.outcome_value(jobledger.check_template_py(query, params::text));
     -- One lock on the name for the owner check and the version insert: a
     -- definition that waited cannot become a version of a job someone else
     -- created meanwhile.
@@ -65,8 +65,9 @@ BEGIN
     VALUES (job_name, next_version, record_job_version.query, record_job_version.params,
             record_job_version.destination, record_job_version.mode, record_job_version.timeout,
             record_job_version.max_attempts, caller);
-    INSERT INTO jobledger.job_version_check (job, version, placeholders, shapes)
-    VALUES (job_name, next_version, placeholders, coalesce(analysis -> 'shapes', '{}'));
+    INSERT INTO jobledger.job_version_check (job, version, placeholders, query_end, shapes)
+    VALUES (job_name, next_version, checked -> 'placeholders', (checked ->> 'query_end')::integer,
+            coalesce(analysis -> 'shapes', '{}'));
     UPDATE jobledger.job AS j SET current_version = next_version, updated_at = pg_catalog.now() WHERE j.name = job_name;
     RETURN next_version;
 END

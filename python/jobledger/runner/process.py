@@ -351,7 +351,10 @@ class Runner:
         return found
 
     def finished(self) -> bool:
-        return not any(executor.is_alive() for executor in self.executors)
+        """No executor runs, and none that crashed waits for supervise to
+        restart it (or for the runner to give up on it)."""
+        waiting = not self.stopping.is_set()
+        return not any(e.is_alive() or (waiting and e.crashed) for e in self.executors)
 
     def stop(self, *_: Any) -> None:
         if self.stopping.is_set():

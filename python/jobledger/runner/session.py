@@ -9,7 +9,10 @@ connection's startup packet (libpq ``options``), after anything the user's
 own ``options`` (or PGOPTIONS) say, so they win; and a startup setting is
 what ``RESET ALL`` (and so ``DISCARD ALL``) goes back to.  Jobs run with them
 too: their output no longer depends on which database default the runner's
-session happened to get.
+session happened to get.  TimeZone is not pinned: the runner reads
+timestamps with their offsets under any zone, and a job's ``now()::date``
+or ``ts::date`` means what it means in psql on that database (its
+``ALTER DATABASE/ROLE ... SET TimeZone``).
 
 A clean session per run.  A job runs on the executor's connection as its
 owner, and may leave things in the session: temporary tables (which a later
@@ -53,7 +56,6 @@ log = logging.getLogger("jobledger.runner")
 PINNED = (
     ("DateStyle", "ISO"),
     ("IntervalStyle", "postgres"),
-    ("TimeZone", "UTC"),
     ("extra_float_digits", "3"),
     ("bytea_output", "hex"),
     ("standard_conforming_strings", "on"),

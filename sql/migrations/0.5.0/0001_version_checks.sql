@@ -5,6 +5,7 @@ CREATE TABLE jobledger.job_version_check (
     job text NOT NULL,
     version integer NOT NULL,
     placeholders jsonb,
+    query_end integer CHECK (query_end >= 0),
     shapes jsonb,
     problem text,
     checked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -16,6 +17,8 @@ COMMENT ON TABLE jobledger.job_version_check IS
     'What define_job worked out about a job version under the current rules: where its placeholders are, the output columns for each kind of value, or why the version is refused (versions recorded by jobledger before 0.5.0 are checked again by the upgrade).';
 COMMENT ON COLUMN jobledger.job_version_check.placeholders IS
     'Each {name} occurrence in the query as [start, end, name], character offsets: where submit_job splices the literals.';
+COMMENT ON COLUMN jobledger.job_version_check.query_end IS
+    'Where the statement ends in the query text (before a terminating semicolon): what the runner runs.';
 COMMENT ON COLUMN jobledger.job_version_check.shapes IS
     'Output columns [[name, type], ...] by the kinds of the untyped values (see the README): what submit_job compares with the destination.';
 COMMENT ON COLUMN jobledger.job_version_check.problem IS
