@@ -22,7 +22,7 @@ by side, ``pgbench -n -M prepared -c 4 -j 2 -T <s> -f submit.sql@1 -f insert.sql
 - ``submit.sql``: ``SELECT jobledger.submit_job('bench_daily', <params>)``;
 - ``insert.sql``: the plain equivalent: the same ledger row (its values taken
   from a row a real submit_job wrote) inserted and notified in one statement,
-  the CTE submit_job itself runs (``_INSERT_RUN`` in python/jobledger/jobs.py).
+  the CTE submit_job itself runs (``_INSERT_RUN`` in python/jobledger/submit.py).
 
 Variants: ``repeated`` (the same day in every call) and ``distinct`` (a
 random day in every call; the INSERT then writes that day into parameters and
@@ -66,7 +66,7 @@ import benchtools
 DATABASE = "jobledger_bench"
 JOB = "bench_daily"
 TEMPLATE = "SELECT {day} AS day, count(*) AS n FROM pg_catalog.pg_class WHERE relpages > 0"
-NOTIFY_CHANNEL = "jobledger_runs"  # jobs.NOTIFY_CHANNEL; checked against a real submit below
+NOTIFY_CHANNEL = "jobledger_runs"  # submit.NOTIFY_CHANNEL; checked against a real submit below
 SAMPLE_DAY = "2026-11-01"
 # pgbench computes the distinct variant's day; both scripts use the same expression.
 DISTINCT_DAY = "(date '2000-01-01' + (:d)::integer)::text"
@@ -81,7 +81,7 @@ SUBMIT_SCRIPTS = {
     ),
 }
 
-# submit_job's own insert (jobs._INSERT_RUN) with the row's values in place
+# submit_job's own insert (submit._INSERT_RUN) with the row's values in place
 # of its parameters; {day} is where the day goes in parameters and rendered_sql.
 INSERT_SCRIPT = """\
 WITH run AS (
