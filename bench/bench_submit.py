@@ -105,9 +105,14 @@ def main() -> None:
     parser.add_argument("--alone-rounds", type=int, default=3,
                         help="rounds of each script run alone, one after the other (0: none)")
     parser.add_argument("--alone-seconds", type=int, default=5)
+    parser.add_argument("--extension-version", help="an older installed version to measure (default: the default)")
+    parser.add_argument("--database", default="jobledger_bench")
     args = parser.parse_args()
+    global DATABASE
+    DATABASE = args.database
 
-    with benchtools.fresh_database(DATABASE) as conn:
+    with benchtools.fresh_database(DATABASE, args.extension_version) as conn:
+        version = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jobledger'").fetchone()["extversion"]
         conn.execute("CREATE TABLE public.daily (day date NOT NULL, n bigint)")
         conn.execute("SELECT jobledger.define_job(%s, %s, 'daily', params => '{\"day\": {\"type\": \"date\"}}')",
                      [JOB, TEMPLATE])
@@ -131,6 +136,7 @@ def main() -> None:
             throughput[variant] = result
     print(json.dumps({
         "benchmark": "submit_job",
+        "extension_version": version,
         "first_submit_ms": first,
         "throughput": {
             "command": f"pgbench -n -M prepared -c {args.clients} -j {args.threads} -T {args.seconds}"

@@ -14,14 +14,18 @@ from psycopg import rows, sql
 
 
 @contextlib.contextmanager
-def fresh_database(name: str) -> Iterator[psycopg.Connection]:
-    """``name`` dropped and created again with jobledger installed; autocommit, dict rows.
-    Left in place afterwards, to look at."""
+def fresh_database(name: str, version: str | None = None) -> Iterator[psycopg.Connection]:
+    """``name`` dropped and created again with jobledger installed (its default
+    version, or ``version`` if that one's script and package are installed too);
+    autocommit, dict rows.  Left in place afterwards, to look at."""
     with psycopg.connect(dbname="postgres", autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     with psycopg.connect(dbname=name, autocommit=True, row_factory=rows.dict_row) as conn:
-        conn.execute("CREATE EXTENSION jobledger CASCADE")
+        if version is None:
+            conn.execute("CREATE EXTENSION jobledger CASCADE")
+        else:
+            conn.execute(sql.SQL("CREATE EXTENSION jobledger VERSION {} CASCADE").format(sql.Literal(version)))
         yield conn
 
 
