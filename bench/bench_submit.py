@@ -121,7 +121,8 @@ def main() -> None:
     DATABASE = args.database
 
     with benchtools.fresh_database(DATABASE, args.extension_version) as conn:
-        version = conn.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jobledger'").fetchone()["extversion"]
+        version = conn.execute(
+            "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jobledger'").fetchone()["extversion"]
         conn.execute("CREATE TABLE public.daily (day date NOT NULL, n bigint)")
         conn.execute("SELECT jobledger.define_job(%s, %s, 'daily', params => '{\"day\": {\"type\": \"date\"}}')",
                      [JOB, TEMPLATE])
