@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-import urllib.parse
 
 from jobledger import errors
 
@@ -104,6 +103,8 @@ def parse(destination: str) -> Table | Result | Parquet:
     options: dict[str, bool] = {}
     if query:
         try:
+            import urllib.parse  # only parquet destinations have options
+
             pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=True)
         except ValueError:
             pairs = [("?", query)]

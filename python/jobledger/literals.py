@@ -45,7 +45,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import re
-import uuid
 
 from jobledger import params
 
@@ -139,7 +138,7 @@ def text_of(value: object) -> str:
     """The input text PostgreSQL reads back as the value, whatever DateStyle or TimeZone."""
     if isinstance(value, datetime.datetime):
         return value.isoformat(sep=" ")
-    if isinstance(value, (datetime.date, uuid.UUID)):
+    if isinstance(value, datetime.date) or params.is_uuid(value):
         return str(value)
     if isinstance(value, str):
         return value
@@ -156,13 +155,10 @@ def string(text: str) -> str:
 
 # --- checking ---------------------------------------------------------------
 
-_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?"
-_PLAIN = r"'(?:[^'\\]|'')*'"
-_ESCAPED = r"E'(?:[^'\\]|''|\\\\)*'"
-_SCALAR = rf"(?:{_PLAIN}|{_ESCAPED}|{_NUMBER}|TRUE|FALSE)"
-_TYPES = "|".join(sorted(set(CAST_TYPES.values())))
-_CAST = re.compile(rf"CAST\((NULL|{_SCALAR}|ARRAY\[((?:{_SCALAR}(?:, {_SCALAR})*)?)\]) AS ({_TYPES})(\[\])?\)")
-_ELEMENT = re.compile(_SCALAR)
+# One scalar constant of the forms above, matched where it starts: a number,
+# a plain string (no backslash; quotes doubled) or an escape string
+# (backslashes and quotes doubled).
+_SCALAR = re.compile(r"-?[0-9]+(?:\.[0-9]+)?|'(?:[^'\\]|'')*'|E'(?:[^'\\]|''|\\\\)*'|TRUE|FALSE")
 
 
 def check(bound: params.BoundValue, text: str) -> str | None:
@@ -176,22 +172,19 @@ def check(bound: params.BoundValue, text: str) -> str | None:
     """
     if bound.type is None:
         read = _read_untyped(text)
-        expected: object = _untyped_expected(bound.value)
-        return None if read == expected else f"{text[:60]!r} reads back as {read!r}"
-    match = _CAST.fullmatch(text)
-    if match is None:
-        return f"{text[:60]!r} is not a CAST of one constant to {sql_type(bound.type)}"
-    inner, elements, type_name, array = match.groups()
-    if type_name + (array or "") != sql_type(bound.type):
-        return f"{text[:60]!r} casts to {type_name}{array or ''}"
+        return None if read == _untyped_expected(bound.value) else f"{text[:60]!r} reads back as {read!r}"
+    cast = " AS " + sql_type(bound.type) + ")"
+    if not (text.startswith("CAST(") and text.endswith(cast)):
+        return f"{text[:60]!r} is not a CAST to {sql_type(bound.type)}"
+    inner = text[len("CAST(") : -len(cast)]
     if bound.value is None:
         return None if inner == "NULL" else f"{text[:60]!r} is not NULL"
     if bound.type.is_array:
-        if not inner.startswith("ARRAY["):
+        if not (inner.startswith("ARRAY[") and inner.endswith("]")):
             return f"{text[:60]!r} is not an ARRAY"
-        found = [_read_scalar(e.group(0)) for e in _ELEMENT.finditer(elements or "")]
+        found = _read_list(inner[len("ARRAY[") : -1])
         wanted = [_element_expected(bound.type.base, v) for v in bound.value]
-        return None if found == wanted else f"the array reads back as {found[:5]!r}..."
+        return None if found == wanted else "the array reads back differently"
     read = _read_scalar(inner)
     return None if read == _element_expected(bound.type.base, bound.value) else f"reads back as {read!r}"
 
@@ -226,24 +219,38 @@ def _read_untyped(text: str) -> object:
     return read
 
 
+def _read_list(text: str) -> list[object] | None:
+    """The scalars of ``a, b, c`` (each of the forms above), or None."""
+    found: list[object] = []
+    position = 0
+    while position < len(text):
+        if found:
+            if not text.startswith(", ", position):
+                return None
+            position += 2
+        match = _SCALAR.match(text, position)
+        if match is None:
+            return None
+        found.append(_read_scalar(match.group(0)))
+        position = match.end()
+    return found
+
+
 def _read_scalar(text: str) -> object:
     """What one scalar constant of the forms above reads as, or None."""
+    match = _SCALAR.fullmatch(text)
+    if match is None:
+        return None
     if text in ("TRUE", "FALSE"):
         return ("boolean", text == "TRUE")
-    if re.fullmatch(_NUMBER, text):
-        return ("number", text)
-    if re.fullmatch(_PLAIN, text):
+    if text.startswith("'"):
         return ("string", text[1:-1].replace("''", "'"))
-    if re.fullmatch(_ESCAPED, text):
+    if text.startswith("E'"):
         body = text[2:-1]
         out, index = [], 0
         while index < len(body):
             char = body[index]
-            if char in "\\'":  # each comes doubled in this form
-                out.append(char)
-                index += 2
-            else:
-                out.append(char)
-                index += 1
+            out.append(char)
+            index += 2 if char in "\\'" else 1  # each comes doubled in this form
         return ("string", "".join(out))
-    return None
+    return ("number", text)

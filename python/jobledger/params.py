@@ -54,7 +54,7 @@ import datetime
 import decimal
 import json
 import re
-import uuid
+import sys
 
 from jobledger import errors
 
@@ -220,9 +220,16 @@ def canonical_json(value: object) -> str:
             )
             + "}"
         )
-    if isinstance(value, (datetime.date, uuid.UUID)):
+    if isinstance(value, datetime.date) or is_uuid(value):
         return json.dumps(str(value))
     raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def is_uuid(value: object) -> bool:
+    """Whether ``value`` is a uuid.UUID, without importing uuid (slow to import,
+    and needed only once a uuid value was submitted: none exists before)."""
+    module = sys.modules.get("uuid")
+    return module is not None and isinstance(value, module.UUID)
 
 
 def decimal_text(number: decimal.Decimal) -> str:
@@ -569,12 +576,14 @@ def _check_timestamptz(value: object) -> datetime.datetime:
         raise _Invalid(f"{_short(text)} is not a valid timestamp: {error}") from None
 
 
-def _check_uuid(value: object) -> uuid.UUID:
+def _check_uuid(value: object) -> object:
     text = _check_text(value, "a UUID string")
     if _UUID_RE.fullmatch(text) is None:
         raise _Invalid(
             f"expected a UUID written xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, got {_short(text)}"
         )
+    import uuid  # imported when a uuid is submitted: it is slow to import
+
     return uuid.UUID(text)
 
 

@@ -32,7 +32,9 @@ import ctypes
 import glob
 import json
 import os
-from typing import Any
+TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class ParseError(Exception):

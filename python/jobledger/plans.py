@@ -7,7 +7,9 @@ makes every later call of the same query skip parsing and planning.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
+if TYPE_CHECKING:
+    from typing import Any
 
 _plans: dict[tuple[str, tuple[str, ...]], Any] = {}
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any
+TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
+if TYPE_CHECKING:
+    from typing import Any
 
 from jobledger import errors, plans, schema_diff, single_statement
 

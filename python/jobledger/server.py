@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Callable, TypeVar
+TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
+if TYPE_CHECKING:
+    from typing import Any, Callable, TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
 import jobledger
 from jobledger import errors
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def entry_point(fn: F) -> F:
+def entry_point(fn: F) -> F:  # noqa: F821 - F exists for type checkers
     """Return the outcome of ``fn``: its value, or the JobledgerError it raised."""
 
     @functools.wraps(fn)

@@ -19,7 +19,9 @@ libpg_query lexes, so both readings are the same.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
+if TYPE_CHECKING:
+    from typing import Any
 
 from jobledger import pgparse
 

@@ -18,9 +18,11 @@ import dataclasses
 import datetime
 import decimal
 import json
-from typing import Any
+TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
+if TYPE_CHECKING:
+    from typing import Any
 
-from jobledger import destinations, errors, lake_preflight, literals, params, plans, preflight, render, shapes
+from jobledger import destinations, errors, literals, params, plans, preflight, render, shapes
 
 MODES = tuple(preflight.MODE_PRIVILEGES)
 NOTIFY_CHANNEL = "jobledger_runs"
@@ -118,6 +120,8 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
         # from its manifest on every submit: other jobs may write it too).
         target = destinations.parse(context["destination"])
         if isinstance(target, destinations.Parquet) or (key, shape, target) not in _fits:
+            from jobledger import lake_preflight  # its Arrow mapping and manifests only for these
+
             lake_preflight.check(plpy, job, context["owner"], target, columns)
             _fits.add((key, shape, target))
     else:
