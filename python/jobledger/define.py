@@ -30,20 +30,39 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
                description: str | None) -> int:
     """Create the job, or a new version when anything changed; the version."""
     check_arguments(name, query, destination, mode, max_attempts)
+    if timeout is not None and plpy.execute(plpy.prepare(_TIMEOUT_OUT_OF_RANGE, ["text"]), [str(timeout)])[0]["out"]:
+        raise errors.JobledgerError(
+            "invalid_argument",
+            f"timeout {timeout} is out of range: from 1 millisecond to 24 days 20:31:23.647 (statement_timeout's range)",
+        )
     owner = plpy.execute(plpy.prepare(_OWNER, ["text"]), [name])[0]["owner"]
     checked = check_template(query, declared)
     analysed = analyse(plpy, name, owner, checked)
     stored = check_destination(plpy, name, owner, destination, mode, analysed)
-    result = plpy.execute(
-        plpy.prepare(
-            "SELECT jobledger.record_job_version($1, $2, $3, $4, $5::jsonb, $6::interval, $7, $8, $9::jsonb) AS v",
-            ["text", "text", "text", "text", "text", "text", "int4", "text", "text"],
-        ),
-        [name, query, stored, mode, declared, None if timeout is None else str(timeout), max_attempts,
-         description, json.dumps(analysed)],
-    )
+    try:
+        with plpy.subtransaction():  # so that its error can be caught and passed on
+            result = plpy.execute(
+                plpy.prepare(
+                    "SELECT jobledger.record_job_version($1, $2, $3, $4, $5::jsonb, $6::interval, $7, $8, $9::jsonb)"
+                    " AS v",
+                    ["text", "text", "text", "text", "text", "text", "int4", "text", "text"],
+                ),
+                [name, query, stored, mode, declared, None if timeout is None else str(timeout), max_attempts,
+                 description, json.dumps(analysed)],
+            )
+    except plpy.SPIError as exc:  # record_job_version's refusals: passed on as they are
+        # PL/Python keeps DETAIL and HINT in spidata: (code, detail, hint, ...).
+        spidata = getattr(exc, "spidata", None) or (None, None, None)
+        refusal = errors.from_server(exc.args[0] if exc.args else str(exc), spidata[1], spidata[2])
+        if refusal is None:
+            raise
+        raise refusal from None
     return result[0]["v"]
 
+
+# statement_timeout's range; record_job_version checks it too.
+_TIMEOUT_OUT_OF_RANGE = """
+SELECT $1::interval < interval '1 millisecond' OR $1::interval > interval '2147483647 milliseconds' AS out"""
 
 # The job's owner when the caller is a member of it (a new version of an
 # existing job), else the caller: whose rights the analysis uses.
@@ -58,12 +77,14 @@ SELECT coalesce((SELECT j.owner FROM jobledger.job AS j
 
 def check_arguments(name: str, query: str, destination: str, mode: str, max_attempts: int) -> None:
     if name is None or not JOB_NAME.fullmatch(name):
+        shown = "NULL" if name is None else repr(name)
         raise errors.JobledgerError(
             "invalid_argument",
-            f"job name {name!r} is not valid: letters, digits, _ . - (first a letter or _), at most 128",
+            f"job name {shown} is not valid: letters, digits, _ . - (first a letter or _), at most 128",
         )
     if mode not in MODES:
-        raise errors.JobledgerError("invalid_argument", f"mode {mode!r} is not one of {', '.join(MODES)}")
+        shown = "NULL" if mode is None else repr(mode)
+        raise errors.JobledgerError("invalid_argument", f"mode {shown} is not one of {', '.join(MODES)}")
     if max_attempts is None or not 1 <= max_attempts <= 100:
         raise errors.JobledgerError("invalid_argument", "max_attempts must be between 1 and 100")
     if query is None or destination is None:
@@ -87,9 +108,11 @@ class Checked:
 def check_template(query: str, declared: str | None) -> Checked:
     """Everything decided from the text alone (see ``template``); pure, no SQL."""
     parsed = template.parse_template(query)
-    declarations = params.parse_declarations(
-        params.loads_json(declared) if declared is not None else None, parsed.placeholders
-    )
+    try:
+        decoded = params.loads_json(declared) if declared is not None else None
+    except RecursionError:
+        raise errors.JobledgerError("invalid_argument", "the parameter declarations are nested too deeply") from None
+    declarations = params.parse_declarations(decoded, parsed.placeholders)
     template.check_rendering(parsed, declarations)
     return Checked(parsed, declarations)
 

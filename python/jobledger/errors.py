@@ -43,6 +43,8 @@ SQLSTATES: dict[str, str] = {
     # The runner (0.5.0): a run the runner itself failed on (a value it cannot
     # handle, a bug), recorded as the run's error_category; the runner goes on.
     "runner_error": "XX000",  # internal_error
+    # 0.5.0: an idempotency key its submitter already used with other parameters.
+    "idempotency_conflict": "23505",  # unique_violation
 }
 
 DETAIL_PREFIX = "category: "
@@ -86,3 +88,13 @@ def category_of_detail(detail: str | None) -> str | None:
     if first.startswith(DETAIL_PREFIX):
         return first[len(DETAIL_PREFIX) :]
     return None
+
+
+def from_server(message: str, detail: str | None, hint: str | None) -> JobledgerError | None:
+    """The JobledgerError a jobledger SQL function raised (its DETAIL names
+    the category), as PL/Python code that called it sees it; else None."""
+    category = category_of_detail(detail)
+    if category not in SQLSTATES:
+        return None
+    rest = detail.split("\n", 1)[1] if detail and "\n" in detail else None
+    return JobledgerError(category, message, detail=rest, hint=hint)

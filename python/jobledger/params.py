@@ -380,7 +380,9 @@ def _decode_values(values_json: str) -> dict[str, object]:
         raise errors.JobledgerError("invalid_argument", "parameter values must be JSON text")
     try:
         values = loads_json(values_json)
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        raise errors.JobledgerError("invalid_argument", "parameter values are nested too deeply") from None
+    except ValueError as error:
         raise errors.JobledgerError(
             "invalid_argument", f"parameter values are not valid JSON: {error}"
         ) from None

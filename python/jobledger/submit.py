@@ -76,6 +76,7 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
     its checked version, the caller's right to submit it and whether the
     destination changed; the insert), plus literals for the values.
     """
+    check_arguments(job, idempotency_key, priority, run_after)
     context = plpy.execute(plans.plan(plpy, _SUBMIT_CONTEXT, ["text", "text"]), [job, _PRIVILEGES_JSON])[0]
     role = context["role"]
     if context["version"] is None:
@@ -83,14 +84,10 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
     if not context["may_submit"]:
         raise errors.JobledgerError(
             "permission_denied", f'{role} may not submit job "{job}"',
-            hint=f"The job's owner grants it with jobledger.grant_job('{job}', '{role}').",
+            hint=f"The job's owner grants it with jobledger.grant_job({sql_string(job)}, {sql_string(quote_ident(role))}).",
         )
     if max_attempts is not None and not 1 <= max_attempts <= 100:
         raise errors.JobledgerError("invalid_argument", "max_attempts must be between 1 and 100")
-    if idempotency_key is not None:
-        found = _run_with_key(plpy, job, idempotency_key)
-        if found:
-            return found
 
     # A job dropped and defined again restarts at version 1: the text is part of the key.
     key = (job, context["version"], context["query"], context["params"], context["placeholders"])
@@ -132,6 +129,10 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
             _fits.add((key, shape, dest))
 
     parameters = params.canonical_json({b.name: _json_value(b) for b in sorted(bound.values(), key=lambda b: b.name)})
+    if idempotency_key is not None:
+        found = _run_with_key(plpy, job, role, idempotency_key, parameters)
+        if found:
+            return found
     inserted = plpy.execute(
         plans.plan(plpy, _INSERT_RUN, ["text", "int4", "text", "text", "int4", "text", "int4", "text", "name", "text"]),
         [job, context["version"], parameters, sql, priority, None if run_after is None else str(run_after),
@@ -139,7 +140,7 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
          NOTIFY_CHANNEL],
     )
     if not inserted:  # a concurrent submit with the same key won
-        return _run_with_key(plpy, job, idempotency_key)
+        return _run_with_key(plpy, job, role, idempotency_key, parameters)
     return inserted[0]["id"]
 
 
@@ -178,20 +179,64 @@ WITH run AS (
     INSERT INTO jobledger.run (job, job_version, parameters, rendered_sql, priority, run_after,
                                max_attempts, idempotency_key, submitted_by)
     VALUES ($1, $2, $3::jsonb, $4, $5, coalesce($6::timestamptz, pg_catalog.now()), $7, $8, $9)
-    ON CONFLICT (job, idempotency_key) DO NOTHING
+    ON CONFLICT (job, submitted_by, idempotency_key) DO NOTHING
     RETURNING id, job
 )
 SELECT run.id::text AS id, pg_catalog.pg_notify($10, run.job) FROM run
 """
 
 
-def _run_with_key(plpy: Any, job: str, key: str) -> str | None:
-    rows = plpy.execute(
-        plans.plan(plpy, "SELECT id::text AS id FROM jobledger.run WHERE job = $1 AND idempotency_key = $2",
-                   ["text", "text"]),
-        [job, key],
-    )
-    return rows[0]["id"] if rows else None
+def _run_with_key(plpy: Any, job: str, role: str, key: str, parameters: str) -> str | None:
+    """The run this role already submitted with ``key`` (keys belong to their
+    submitter), or None; idempotency_conflict if it had other parameters."""
+    rows = plpy.execute(plans.plan(plpy, _RUN_WITH_KEY, ["text", "name", "text", "text"]),
+                        [job, role, key, parameters])
+    if not rows:
+        return None
+    if not rows[0]["same"]:
+        raise errors.JobledgerError(
+            "idempotency_conflict",
+            f'idempotency key {key[:80]!r} was already used for job "{job}" with other parameters',
+            detail=f"run {rows[0]['id']}",
+            hint="Use a new key for other parameters, or the same parameters to get that run.",
+        )
+    return rows[0]["id"]
+
+
+_RUN_WITH_KEY = """
+SELECT r.id::text AS id, r.parameters = $4::jsonb AS same
+  FROM jobledger.run AS r
+ WHERE r.job = $1 AND r.submitted_by = $2 AND r.idempotency_key = $3"""
+
+# Longest idempotency key: keys are compared and indexed, not documents.
+MAX_KEY_LENGTH = 1000
+
+
+def check_arguments(job: str | None, idempotency_key: str | None, priority: int | None, run_after: Any) -> None:
+    """Refuse arguments no run can have, before anything is looked up."""
+    if job is None:
+        raise errors.JobledgerError("invalid_argument", "submit_job needs a job name")
+    if priority is None:
+        raise errors.JobledgerError("invalid_argument", "priority must be a number (the default is 0), not NULL")
+    if idempotency_key is not None and len(idempotency_key) > MAX_KEY_LENGTH:
+        raise errors.JobledgerError(
+            "invalid_argument", f"idempotency_key has {len(idempotency_key)} characters; at most {MAX_KEY_LENGTH}"
+        )
+    if run_after is not None and str(run_after) in ("infinity", "-infinity"):
+        raise errors.JobledgerError("invalid_argument", f"run_after must be a point in time, not {run_after}")
+
+
+def quote_ident(name: str) -> str:
+    """A role name as SQL reads it back (regrole input): quoted unless plain."""
+    if name and name[0].isalpha() and name.islower() and all(c.isalnum() or c == "_" for c in name) \
+            and name.isascii():
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_string(text: str) -> str:
+    """A SQL string constant of ``text``, for hints that show a call."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _json_value(bound: params.BoundValue) -> Any:

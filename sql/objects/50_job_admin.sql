@@ -27,6 +27,10 @@ BEGIN
         RAISE EXCEPTION 'a job needs a name, a query, a destination and a mode'
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
+    IF timeout IS NOT NULL AND (timeout < interval '1 millisecond' OR timeout > interval '2147483647 milliseconds') THEN
+        RAISE EXCEPTION 'timeout % is out of range: from 1 millisecond to 24 days 20:31:23.647 (statement_timeout''s range)', timeout
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
     checked := jobledger.outcome_value(jobledger.check_template_py(query, params::text));
     -- One lock on the name for the owner check and the version insert: a
     -- definition that waited cannot become a version of a job someone else
@@ -85,21 +89,35 @@ DECLARE
     job_row jobledger.job;
     role_name name := jobledger.calling_role();
 BEGIN
+    IF job_name IS NULL THEN
+        RAISE EXCEPTION 'a job name is needed'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
     SELECT j.* INTO job_row FROM jobledger.job AS j WHERE j.name = job_name FOR UPDATE;
-    IF NOT FOUND THEN
+    -- A job the caller may not see (row-level security on jobledger.job)
+    -- looks absent: the same error, nothing about its owner.
+    IF NOT FOUND OR NOT (
+           pg_catalog.pg_has_role(role_name, 'pg_read_all_data', 'MEMBER')
+           OR coalesce(pg_catalog.pg_has_role(role_name, pg_catalog.to_regrole(pg_catalog.quote_ident(job_row.owner)),
+                                              'MEMBER'), false)
+           OR EXISTS (SELECT 1 FROM jobledger.job_grant AS g
+                       WHERE g.job = job_row.name
+                         AND coalesce(pg_catalog.pg_has_role(role_name,
+                                          pg_catalog.to_regrole(pg_catalog.quote_ident(g.grantee)), 'MEMBER'),
+                                      false))) THEN
         RAISE EXCEPTION 'there is no job "%"', job_name
             USING ERRCODE = 'undefined_object', DETAIL = 'category: unknown_job';
     END IF;
-    IF NOT (EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS r WHERE r.rolname = job_row.owner)
-            AND pg_catalog.pg_has_role(role_name, job_row.owner, 'MEMBER')) THEN
-        RAISE EXCEPTION 'job "%" belongs to %, not %', job_name, job_row.owner, role_name
+    IF NOT coalesce(pg_catalog.pg_has_role(role_name, pg_catalog.to_regrole(pg_catalog.quote_ident(job_row.owner)),
+                                           'MEMBER'), false) THEN
+        RAISE EXCEPTION '% may not change job "%": only its owner (or a member of the owner role) may', role_name, job_name
             USING ERRCODE = 'insufficient_privilege', DETAIL = 'category: permission_denied';
     END IF;
     RETURN job_row;
 END
 $$;
 COMMENT ON FUNCTION jobledger.owned_job(text) IS
-    'Internal: the job, locked, if the calling role is its owner or a member of it; else unknown_job or permission_denied.';
+    'Internal: the job, locked, if the calling role is its owner or a member of it; else unknown_job (also for a job the caller may not see) or permission_denied.';
 REVOKE ALL ON FUNCTION jobledger.owned_job(text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.grant_job(job text, role pg_catalog.regrole)
@@ -109,9 +127,16 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 BEGIN
+    IF grant_job.role IS NULL THEN
+        RAISE EXCEPTION 'grant_job needs a role'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
     PERFORM jobledger.owned_job(grant_job.job);
+    -- The role's own name, as pg_roles has it: regrole's text is quoted
+    -- when the name needs quotes, and grants are matched by name.
     INSERT INTO jobledger.job_grant (job, grantee, granted_by)
-    VALUES (grant_job.job, grant_job.role::pg_catalog.text, jobledger.calling_role())
+    SELECT grant_job.job, r.rolname, jobledger.calling_role()
+      FROM pg_catalog.pg_roles AS r WHERE r.oid = grant_job.role
     ON CONFLICT DO NOTHING;
 END
 $$;
@@ -128,8 +153,14 @@ AS $$
 DECLARE
     removed integer;
 BEGIN
+    IF revoke_job.role IS NULL THEN
+        RAISE EXCEPTION 'revoke_job needs a role'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
     PERFORM jobledger.owned_job(revoke_job.job);
-    DELETE FROM jobledger.job_grant AS g WHERE g.job = revoke_job.job AND g.grantee = revoke_job.role::pg_catalog.text;
+    DELETE FROM jobledger.job_grant AS g
+     WHERE g.job = revoke_job.job
+       AND g.grantee = (SELECT r.rolname FROM pg_catalog.pg_roles AS r WHERE r.oid = revoke_job.role);
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN removed > 0;
 END

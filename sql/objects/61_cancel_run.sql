@@ -8,24 +8,27 @@ DECLARE
     role_name name := jobledger.calling_role();
     current jobledger.run;
     job_owner name;
+    may_cancel boolean;
     reason text;
 BEGIN
     -- Lock the run: a runner completing or failing it waits for this
     -- decision, and then its fenced transition finds it cancelled.
     SELECT r.* INTO current FROM jobledger.run AS r WHERE r.id = cancel_run.run FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'there is no run %', cancel_run.run
-            USING ERRCODE = 'undefined_object', DETAIL = 'category: unknown_run';
-    END IF;
     SELECT j.owner INTO job_owner FROM jobledger.job AS j WHERE j.name = current.job;
     -- Who may: the run's submitter, the job's owner, members of either, and
     -- superusers (pg_has_role is true for them).  A role that no longer
-    -- exists has no members.
-    IF NOT ((EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS o WHERE o.rolname = current.submitted_by)
-             AND pg_catalog.pg_has_role(role_name, current.submitted_by, 'MEMBER'))
-            OR (EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS o WHERE o.rolname = job_owner)
-                AND pg_catalog.pg_has_role(role_name, job_owner, 'MEMBER'))) THEN
-        RAISE EXCEPTION '% may not cancel run % of job "%"', role_name, cancel_run.run, current.job
+    -- exists has no members.  A run the caller may not even see (row-level
+    -- security on jobledger.run) looks absent: the same error as no run.
+    may_cancel := coalesce(pg_catalog.pg_has_role(role_name,
+                               pg_catalog.to_regrole(pg_catalog.quote_ident(current.submitted_by)), 'MEMBER'), false)
+               OR coalesce(pg_catalog.pg_has_role(role_name,
+                               pg_catalog.to_regrole(pg_catalog.quote_ident(job_owner)), 'MEMBER'), false);
+    IF current.id IS NULL OR NOT (may_cancel OR pg_catalog.pg_has_role(role_name, 'pg_read_all_data', 'MEMBER')) THEN
+        RAISE EXCEPTION 'there is no run %', cancel_run.run
+            USING ERRCODE = 'undefined_object', DETAIL = 'category: unknown_run';
+    END IF;
+    IF NOT may_cancel THEN
+        RAISE EXCEPTION '% may not cancel run %', role_name, cancel_run.run
             USING ERRCODE = 'insufficient_privilege', DETAIL = 'category: permission_denied',
                   HINT = 'Only the run''s submitter or the job''s owner (or their members) may cancel it.';
     END IF;
