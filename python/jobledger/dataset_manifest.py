@@ -5,9 +5,19 @@ without pyarrow, and ``parquet_dataset`` builds its writer and reader on it.
 
 Layout of a dataset directory::
 
+    _jobledger_dataset.json              the marker: jobledger created (or adopted) this directory
     part-<run>-<attempt>-<n>.parquet     data files, immutable once written
     _manifests/v<N>.json                 version N: its files, schema, rows, who committed it
     _tmp/                                files being written, not yet part of any version
+
+Ownership: jobledger writes only into a directory that carries its marker, or
+that it creates, or that is empty (it then writes the marker first: adopting
+it), or that holds published versions of a dataset written before the marker
+existed (0.4.0; the marker is added on the next write).  A directory holding
+anything else is refused (``destination_missing``): its files are not
+jobledger's to write beside, nor to remove.  Files jobledger removes are
+only those under the names below (``is_own_leftover``); anything else in a
+dataset directory, put there by someone else, is never touched.
 
 A version is published by creating ``_manifests/v<N>.json`` with ``os.link``
 from a fully written and fsynced temporary file: creating a link fails if the
@@ -22,10 +32,12 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import datetime
+import errno
 import json
 import os
 import pathlib
 import re
+import stat
 import uuid
 
 from jobledger import arrow_types, errors
@@ -36,7 +48,23 @@ MANIFESTS = "_manifests"
 TMP = "_tmp"
 MODES = ("append", "overwrite")
 
+MARKER = "_jobledger_dataset.json"
+MARKER_FORMAT = "jobledger-parquet-dataset-directory"
+MARKER_FORMAT_VERSION = 1
+MARKER_MAX_BYTES = 64 * 1024
+
 _MANIFEST_NAME = re.compile(r"v(?P<version>[1-9][0-9]*)\.json")
+# The names jobledger gives files; a run id is letters, digits, '-' and '_'
+# (the runner's are UUIDs), so a name never leaves its directory.
+RUN_ID = re.compile(r"[A-Za-z0-9_-]+")
+_DATA_FILE = r"part-[A-Za-z0-9_-]+-[0-9]+-[1-9][0-9]*\.parquet"
+_HEX = r"[0-9a-f]{32}"
+_OWN_NAMES = {
+    # directory (relative to the dataset) -> what jobledger names its files there
+    "": re.compile(rf"{_DATA_FILE}|{re.escape(MARKER)}\.{_HEX}\.tmp"),
+    TMP: re.compile(rf"{_DATA_FILE}\.{_HEX}\.tmp|manifest-[1-9][0-9]*-{_HEX}\.json"),
+}
+_MARKER_TEMPORARY = re.compile(rf"{re.escape(MARKER)}\.{_HEX}\.tmp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +150,7 @@ def versions(root: str | os.PathLike[str]) -> list[int]:
     """The published versions of the dataset at ``root``, oldest first (empty if none)."""
     try:
         names = os.listdir(pathlib.Path(root) / MANIFESTS)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no dataset (check_owned says why)
         return []
     found = (_MANIFEST_NAME.fullmatch(name) for name in names)
     return sorted(int(m["version"]) for m in found if m)
@@ -215,10 +243,12 @@ def check_destination(
 
     Returns the current version (None for a dataset that will be created).
     ``destination_missing`` when there is none and ``create_if_missing`` is
-    false; ``schema_mismatch`` listing every difference otherwise.
+    false, or when the directory exists and is not jobledger's to write
+    (``check_owned``); ``schema_mismatch`` listing every difference otherwise.
     """
     latest = current(root)
     if latest is None:
+        check_owned(root)
         if not create_if_missing:
             raise errors.JobledgerError(
                 "destination_missing",
@@ -228,3 +258,102 @@ def check_destination(
         return None
     arrow_types.check_schema(what, produced, latest.schema)
     return latest
+
+
+# --- ownership: the marker, adoption, jobledger's own names ----------------------------
+
+
+def data_file_name(run: str, attempt: int, number: int) -> str:
+    """The final name of a run's data file; ``invalid_argument`` for a run id outside ``RUN_ID``."""
+    if not RUN_ID.fullmatch(run):
+        raise errors.JobledgerError(
+            "invalid_argument", f"a run id is letters, digits, '-' and '_', not {run!r}")
+    return f"part-{run}-{attempt}-{number}.parquet"
+
+
+def is_own_leftover(relative: str) -> bool:
+    """Is ``relative`` (a path inside a dataset, '/'-separated) a name jobledger gives a data
+    file or a temporary?  Retention removes nothing else."""
+    directory, _, name = relative.rpartition("/")
+    pattern = _OWN_NAMES.get(directory)
+    return pattern is not None and pattern.fullmatch(name) is not None
+
+
+def is_marked(root: str | os.PathLike[str]) -> bool:
+    """Does ``root`` carry jobledger's marker (a small regular file of the marker's format)?"""
+    try:  # never follow a link, never block on a FIFO, never read a large file
+        fd = os.open(pathlib.Path(root) / MARKER, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link
+            return False
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MARKER_MAX_BYTES:
+            return False
+        data = json.loads(os.read(fd, MARKER_MAX_BYTES + 1))
+    except ValueError:
+        return False
+    finally:
+        os.close(fd)
+    return (isinstance(data, dict) and data.get("format") == MARKER_FORMAT
+            and data.get("format_version") == MARKER_FORMAT_VERSION)
+
+
+def check_owned(root: str | os.PathLike[str]) -> None:
+    """``destination_missing`` unless jobledger may create a dataset at ``root``: the directory
+    does not exist, carries the marker, or is empty (a marker being written by a racing
+    adopter counts as empty).
+
+    The marker is looked for after the listing: a racing adopter links the
+    marker before it creates anything else, so a listing that saw its other
+    names is followed by a look that sees the marker.
+    """
+    try:
+        entries = os.listdir(root)
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        raise errors.JobledgerError(
+            "destination_missing", f"{os.fspath(root)} is not a directory",
+            hint="A parquet: destination names a directory: a new one, an empty one, or a jobledger dataset.",
+        ) from None
+    if is_marked(root) or all(_MARKER_TEMPORARY.fullmatch(name) for name in entries):
+        return
+    raise errors.JobledgerError(
+        "destination_missing",
+        f"the directory {os.fspath(root)} is not a jobledger dataset: it is not empty and has no "
+        f"{MARKER} marker",
+        hint="jobledger creates a dataset only in a new or an empty directory, so that it never writes "
+             "beside, or removes, files it did not write. Choose such a directory.",
+    )
+
+
+def mark(root: str | os.PathLike[str]) -> None:
+    """Create ``root`` if missing and give it the marker, if it has none yet (atomically:
+    written and fsynced under a temporary name, then linked create-exclusive).
+
+    The caller has checked that the directory is jobledger's (``check_destination``)."""
+    base = pathlib.Path(root)
+    if is_marked(base):
+        return
+    base.mkdir(parents=True, exist_ok=True)
+    temporary = base / f"{MARKER}.{uuid.uuid4().hex}.tmp"
+    with open(temporary, "x", encoding="utf-8") as out:
+        out.write(json.dumps({"format": MARKER_FORMAT, "format_version": MARKER_FORMAT_VERSION,
+                              "created_at": now()}, indent=1) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    try:
+        os.link(temporary, base / MARKER)
+    except FileExistsError:  # a racing adopter, or a file of that name that is not a marker
+        if not is_marked(base):
+            raise errors.JobledgerError(
+                "destination_missing",
+                f"{base / MARKER} exists and is not a jobledger dataset marker",
+                hint="Choose a new or an empty directory.") from None
+    finally:
+        temporary.unlink()
+    fsync_directory(base)

@@ -23,6 +23,11 @@ in one create-exclusive step.  ``snapshot_id`` is that version's number.
   This covers a crash between publishing and the ledger update.  It cannot
   stop a zombie attempt that still runs concurrently with its retry: the
   runner must check its claim (the ledger's fence) right before ``commit``.
+* Ownership (``dataset_manifest``): a Writer opens only a directory that is
+  jobledger's (its marker, or new, or empty, or a dataset of 0.4.0) and
+  writes the marker before anything else; others are refused
+  (``destination_missing``) before a row is read.  Retention removes only
+  files under jobledger's own names.
 * The dataset's schema is fixed by its first version: later commits, in both
   modes, must produce the same columns with the same or losslessly widening
   types (``arrow_types.schema_problems``); batches are cast to the dataset's
@@ -36,6 +41,7 @@ import dataclasses
 import datetime
 import os
 import pathlib
+import stat
 import uuid
 from typing import Any, Callable
 
@@ -106,6 +112,7 @@ class Writer:
             raise errors.JobledgerError("invalid_argument", "max_file_bytes must be positive")
         self.root = pathlib.Path(root)
         self.run = str(run)
+        dataset_manifest.data_file_name(self.run, attempt, 1)  # a run id that makes a file name
         self.attempt = attempt
         self.mode = mode
         self.create_if_missing = create_if_missing
@@ -114,6 +121,7 @@ class Writer:
         self.produced = arrow_schema.columns(schema)
         latest = dataset_manifest.check_destination(
             self.root, self.produced, create_if_missing=create_if_missing, what=f"run {self.run}")
+        dataset_manifest.mark(self.root)  # created or adopted (checked above): ours from now on
         # Batches are written in the dataset's column order and types.
         self.schema = schema if latest is None else arrow_schema.schema(latest.schema)
         self.rows_written = 0
@@ -212,7 +220,7 @@ class Writer:
 
     def _open_file(self) -> None:
         number = len(self._files) + 1
-        final = f"part-{self.run}-{self.attempt}-{number}.parquet"
+        final = dataset_manifest.data_file_name(self.run, self.attempt, number)
         (self.root / dataset_manifest.TMP).mkdir(parents=True, exist_ok=True)
         self._current = self.root / dataset_manifest.TMP / f"{final}.{uuid.uuid4().hex}.tmp"
         self._current_rows = 0
@@ -321,20 +329,28 @@ def remove_unreferenced(
     *,
     now: datetime.datetime | None = None,
 ) -> Removed:
-    """Delete versions older than the cutoff (never the current one) and files no kept version lists.
+    """Delete versions older than the cutoff (never the current one) and jobledger's own files
+    that no kept version lists.
 
     The cutoff is ``now - older_than``.  Kept: the current version and every
     version created after the cutoff, with every file they list.  Removed:
-    the other manifests, then data files and temporaries no kept version
-    lists and last modified before the cutoff (a write in progress or
-    awaiting its commit is younger than that, as long as ``older_than``
-    exceeds the longest write).  Readers of a removed version lose it; that
-    is the retention setting's promise, keep it longer than any read.
+    the other manifests, then the regular files under jobledger's own names
+    (``dataset_manifest.is_own_leftover``: data files ``part-<run>-<attempt>-<n>.parquet``
+    in the dataset's directory, temporaries in ``_tmp/`` and of the marker)
+    that no kept version lists and that were last modified before the cutoff
+    (a write in progress or awaiting its commit is younger than that, as long
+    as ``older_than`` exceeds the longest write).  Nothing else is ever
+    removed: no file under another name (someone else's, put beside the
+    dataset), no directory, nothing behind a symbolic link.  If a manifest
+    cannot be read, what it lists is unknown and nothing is removed.
+
+    Readers of a removed version lose it; that is the retention setting's
+    promise, keep it longer than any read.
     """
     base = pathlib.Path(root)
     cutoff = (now or datetime.datetime.now(datetime.timezone.utc)) - older_than
     all_versions = dataset_manifest.versions(base)
-    if not all_versions:
+    if not all_versions or not _real_directory(base / dataset_manifest.MANIFESTS):
         return Removed((), ())
     newest = all_versions[-1]
     kept_files: set[str] = set()
@@ -344,6 +360,8 @@ def remove_unreferenced(
             found = dataset_manifest.read(base, version)
         except FileNotFoundError:
             continue
+        except (ValueError, KeyError, TypeError):
+            return Removed((), ())
         if version == newest or datetime.datetime.fromisoformat(found.created_at) >= cutoff:
             kept_files.update(f.path for f in found.files)
         else:
@@ -351,18 +369,34 @@ def remove_unreferenced(
     for version in dropped:
         dataset_manifest.manifest_path(base, version).unlink(missing_ok=True)
     removed: list[str] = []
-    candidates = [p for p in base.glob("*.parquet")] + [p for p in (base / dataset_manifest.TMP).glob("*")]
-    for path in candidates:
-        relative = path.relative_to(base).as_posix()
-        if relative in kept_files:
+    for directory in ("", dataset_manifest.TMP):
+        folder = base / directory
+        if directory and not _real_directory(folder):
             continue
         try:
-            modified = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+            names = os.listdir(folder)
         except FileNotFoundError:
             continue
-        if modified < cutoff:
-            path.unlink(missing_ok=True)
-            removed.append(relative)
+        for name in names:
+            relative = f"{directory}/{name}" if directory else name
+            if relative in kept_files or not dataset_manifest.is_own_leftover(relative):
+                continue
+            try:
+                info = os.lstat(folder / name)
+            except FileNotFoundError:
+                continue
+            modified = datetime.datetime.fromtimestamp(info.st_mtime, datetime.timezone.utc)
+            if stat.S_ISREG(info.st_mode) and modified < cutoff:
+                (folder / name).unlink(missing_ok=True)
+                removed.append(relative)
     if dropped or removed:
         dataset_manifest.fsync_directory(base)
     return Removed(tuple(dropped), tuple(sorted(removed)))
+
+
+def _real_directory(path: pathlib.Path) -> bool:
+    """A directory itself, not a symbolic link to one (whose files would be someone else's)."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False

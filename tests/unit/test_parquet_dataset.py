@@ -337,13 +337,204 @@ def test_retention_keeps_the_current_version_whatever_its_age(tmp_path: pathlib.
 def test_retention_removes_old_leftovers_of_crashes_but_not_writes_in_progress(tmp_path: pathlib.Path) -> None:
     parquet_dataset.write(tmp_path, SCHEMA, [batch(0, 1)], run="r1", attempt=1, create_if_missing=True)
     old_orphan = tmp_path / "part-dead-1-1.parquet"
-    old_temp = tmp_path / "_tmp" / "part-dead-1-2.parquet.abc.tmp"
+    old_temp = tmp_path / "_tmp" / f"part-dead-1-2.parquet.{'a' * 32}.tmp"
     for path in (old_orphan, old_temp):
         path.write_bytes(b"left by a crash")
         os.utime(path, (1, 1))
     in_progress = parquet_dataset.Writer(tmp_path, SCHEMA, run="r2", attempt=1)
     in_progress.write_batch(batch(5, 1))
     removed = parquet_dataset.remove_unreferenced(tmp_path, datetime.timedelta(minutes=5))
-    assert removed.files == ("_tmp/part-dead-1-2.parquet.abc.tmp", "part-dead-1-1.parquet")
+    assert removed.files == (f"_tmp/part-dead-1-2.parquet.{'a' * 32}.tmp", "part-dead-1-1.parquet")
     commit = in_progress.commit()
     assert ids(parquet_dataset.read_table(tmp_path, commit.snapshot_id)) == [0, 5]
+
+
+# --- ownership: the marker, adoption, foreign files ------------------------------------------
+
+LONG_AGO = (1, 1)  # atime, mtime: 1970
+
+
+def snapshot(root: pathlib.Path) -> dict[str, bytes | str]:
+    """Every entry under ``root``: file contents, link targets, directories."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            found[relative] = "-> " + os.readlink(path)
+        elif path.is_dir():
+            found[relative] = "dir"
+        else:
+            found[relative] = path.read_bytes()
+    return found
+
+
+def far_future() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3650)
+
+
+def foreign_directory(root: pathlib.Path) -> dict[str, bytes | str]:
+    root.mkdir()
+    (root / "notes.txt").write_bytes(b"someone else's notes\n")
+    (root / "part-theirs-1-1.parquet").write_bytes(b"looks like ours, is not")
+    (root / "sub").mkdir()
+    (root / "sub" / "data.parquet").write_bytes(b"PAR1 theirs")
+    for path in root.rglob("*"):
+        os.utime(path, LONG_AGO)
+    return snapshot(root)
+
+
+def test_a_directory_holding_someone_elses_files_is_refused_and_left_alone(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "theirs"
+    before = foreign_directory(root)
+    produced = arrow_schema.columns(SCHEMA)
+    for create_if_missing in (True, False):
+        # The preflight (server side, pure Python) and the writer refuse alike, before a row is read.
+        with pytest.raises(errors.JobledgerError) as caught:
+            dataset_manifest.check_destination(root, produced, create_if_missing=create_if_missing)
+        assert caught.value.category == "destination_missing"
+        assert "not empty" in caught.value.message and "notes.txt" not in caught.value.message
+        with pytest.raises(errors.JobledgerError) as caught:
+            parquet_dataset.write(root, SCHEMA, never_read(), run="r1", attempt=1,
+                                  create_if_missing=create_if_missing)
+        assert caught.value.category == "destination_missing"
+    # Retention finds no dataset there and removes nothing, however old.
+    assert parquet_dataset.remove_unreferenced(root, datetime.timedelta(0), now=far_future()) == \
+        parquet_dataset.Removed((), ())
+    assert snapshot(root) == before  # no marker, no _tmp, every file byte-identical
+
+
+def test_a_file_named_like_the_marker_is_no_marker(tmp_path: pathlib.Path) -> None:
+    root = tmp_path / "ds"
+    root.mkdir()
+    (root / dataset_manifest.MARKER).write_text('{"format": "something else"}')
+    (root / "keep.csv").write_text("a,b\n")
+    before = snapshot(root)
+    with pytest.raises(errors.JobledgerError) as caught:
+        parquet_dataset.write(root, SCHEMA, never_read(), run="r1", attempt=1, create_if_missing=True)
+    assert caught.value.category == "destination_missing"
+    (root / "keep.csv").unlink()  # only the false marker is left: not empty, not adopted
+    with pytest.raises(errors.JobledgerError) as caught:
+        parquet_dataset.write(root, SCHEMA, never_read(), run="r1", attempt=1, create_if_missing=True)
+    assert caught.value.category == "destination_missing"
+    assert snapshot(root) == {dataset_manifest.MARKER: before[dataset_manifest.MARKER]}
+    # A symbolic link by that name is no marker either.
+    (root / dataset_manifest.MARKER).unlink()
+    (root / dataset_manifest.MARKER).symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(errors.JobledgerError) as caught:
+        dataset_manifest.check_destination(root, arrow_schema.columns(SCHEMA), create_if_missing=True)
+    assert caught.value.category == "destination_missing"
+    # A file where the directory should be.
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(errors.JobledgerError) as caught:
+        parquet_dataset.write(tmp_path / "a_file", SCHEMA, never_read(), run="r1", attempt=1,
+                              create_if_missing=True)
+    assert caught.value.category == "destination_missing"
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_an_empty_or_new_directory_is_adopted_with_a_marker(tmp_path: pathlib.Path) -> None:
+    for root in (tmp_path / "empty", tmp_path / "new" / "nested"):
+        if root.name == "empty":
+            root.mkdir()
+        parquet_dataset.write(root, SCHEMA, [batch(0, 2)], run="r1", attempt=1, create_if_missing=True)
+        marker = json.loads((root / dataset_manifest.MARKER).read_text())
+        assert (marker["format"], marker["format_version"]) == ("jobledger-parquet-dataset-directory", 1)
+        assert datetime.datetime.fromisoformat(marker["created_at"]).tzinfo is not None
+        assert sorted(p.name for p in root.iterdir()) == [
+            "_jobledger_dataset.json", "_manifests", "_tmp", "part-r1-1-1.parquet"]
+        assert dataset_manifest.is_marked(root)
+        assert ids(parquet_dataset.read_table(root)) == [0, 1]
+
+
+def test_a_marked_directory_is_written_whatever_else_it_holds(tmp_path: pathlib.Path) -> None:
+    # Marked, no version yet (e.g. the first run failed after opening): still ours.
+    with pytest.raises(RuntimeError):
+        with parquet_dataset.Writer(tmp_path, SCHEMA, run="r0", attempt=1, create_if_missing=True):
+            raise RuntimeError("the query failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dataset_manifest.MARKER]
+    (tmp_path / "README.txt").write_text("someone's note")
+    commit = parquet_dataset.write(tmp_path, SCHEMA, [batch(0, 1)], run="r1", attempt=1, create_if_missing=True)
+    assert commit.snapshot_id == 1
+    assert (tmp_path / "README.txt").read_text() == "someone's note"
+
+
+def test_a_dataset_written_before_the_marker_is_still_written_and_gets_the_marker(tmp_path: pathlib.Path) -> None:
+    parquet_dataset.write(tmp_path, SCHEMA, [batch(0, 1)], run="r1", attempt=1, create_if_missing=True)
+    (tmp_path / dataset_manifest.MARKER).unlink()  # as 0.4.0 left it
+    produced = arrow_schema.columns(SCHEMA)
+    assert dataset_manifest.check_destination(tmp_path, produced, create_if_missing=False).version == 1
+    parquet_dataset.write(tmp_path, SCHEMA, [batch(1, 1)], run="r2", attempt=1)
+    assert dataset_manifest.is_marked(tmp_path)
+    assert ids(parquet_dataset.read_table(tmp_path)) == [0, 1]
+
+
+def test_foreign_files_put_into_a_dataset_survive_retention(tmp_path: pathlib.Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.parquet").write_bytes(b"not jobledger's")
+    (outside / f"part-x-1-1.parquet.{'b' * 32}.tmp").write_bytes(b"behind a link")
+    root = tmp_path / "ds"
+    parquet_dataset.write(root, SCHEMA, [batch(0, 1)], run="r1", attempt=1, create_if_missing=True)
+    # Someone else's files, under every kind of name, in every place of the dataset.
+    (root / "notes.txt").write_bytes(b"notes \x00\xff")
+    (root / "other.parquet").write_bytes(b"PAR1 other")
+    (root / "part-x.parquet").write_bytes(b"almost our name")
+    (root / "part-x-1-1.parquet.bak").write_bytes(b"a backup")
+    (root / "_tmp" / "scratch.tmp").write_bytes(b"their temporary")
+    (root / "_manifests" / "notes.json").write_bytes(b"{}")
+    (root / "archive").mkdir()
+    (root / "archive" / "part-y-1-1.parquet").write_bytes(b"our name, their directory")
+    (root / "part-link-1-1.parquet").symlink_to(outside / "precious.parquet")
+    # jobledger's own leftovers of crashed writes, old and unreferenced.
+    (root / "part-dead-1-1.parquet").write_bytes(b"left by a crash")
+    (root / "_tmp" / f"part-dead-1-2.parquet.{'c' * 32}.tmp").write_bytes(b"left by a crash")
+    (root / "_tmp" / f"manifest-7-{'d' * 32}.json").write_bytes(b"left by a crash")
+    (root / f"{dataset_manifest.MARKER}.{'e' * 32}.tmp").write_bytes(b"left by a crash")
+    parquet_dataset.write(root, SCHEMA, [batch(5, 1)], run="r2", attempt=1, mode="overwrite")
+    for path in root.rglob("*"):
+        os.utime(path, LONG_AGO, follow_symlinks=False)
+    foreign_names = ["notes.txt", "other.parquet", "part-x.parquet", "part-x-1-1.parquet.bak", "_tmp/scratch.tmp",
+                     "_manifests/notes.json", "archive", "archive/part-y-1-1.parquet", "part-link-1-1.parquet"]
+    foreign = {name: content for name, content in snapshot(root).items() if name in foreign_names}
+    assert len(foreign) == len(foreign_names)
+    outside_before = snapshot(outside)
+
+    removed = parquet_dataset.remove_unreferenced(root, datetime.timedelta(hours=1), now=far_future())
+    # jobledger's own unreferenced files are cleaned ...
+    assert removed == parquet_dataset.Removed((1,), (
+        f"_jobledger_dataset.json.{'e' * 32}.tmp",
+        f"_tmp/manifest-7-{'d' * 32}.json",
+        f"_tmp/part-dead-1-2.parquet.{'c' * 32}.tmp",
+        "part-dead-1-1.parquet",
+        "part-r1-1-1.parquet",
+    ))
+    assert ids(parquet_dataset.read_table(root)) == [5]
+    # ... and everything else is still there, byte-identical.
+    after = snapshot(root)
+    assert {name: after.get(name) for name in foreign} == foreign
+    assert sorted(set(after) - set(foreign)) == [
+        "_jobledger_dataset.json", "_manifests", "_manifests/v2.json", "_tmp", "part-r2-1-1.parquet"]
+    assert snapshot(outside) == outside_before
+
+
+def test_retention_follows_no_link_out_of_the_dataset(tmp_path: pathlib.Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    leftover = outside / f"part-x-1-1.parquet.{'b' * 32}.tmp"
+    leftover.write_bytes(b"named like ours, somewhere else")
+    os.utime(leftover, LONG_AGO)
+    root = tmp_path / "ds"
+    parquet_dataset.write(root, SCHEMA, [batch(0, 1)], run="r1", attempt=1, create_if_missing=True)
+    (root / "_tmp").rmdir()
+    (root / "_tmp").symlink_to(outside)
+    removed = parquet_dataset.remove_unreferenced(root, datetime.timedelta(0), now=far_future())
+    assert removed == parquet_dataset.Removed((), ())
+    assert leftover.read_bytes() == b"named like ours, somewhere else"
+
+
+def test_a_run_id_that_is_no_file_name_is_refused(tmp_path: pathlib.Path) -> None:
+    for run in ("../escape", "a/b", "r.1", ""):
+        with pytest.raises(errors.JobledgerError) as caught:
+            parquet_dataset.Writer(tmp_path / "ds", SCHEMA, run=run, attempt=1, create_if_missing=True)
+        assert caught.value.category == "invalid_argument"
+    assert list(tmp_path.iterdir()) == []
