@@ -25,7 +25,10 @@ DEFINER entry points), so it imports only pure Python (``arrow_types``,
   (saying which OS user could not read what); a server that does not see
   the directory at all sees no dataset (``destination_missing``, or with
   ``create_if_missing`` the runner creates it, and its first run decides the
-  schema).  The runner checks again before writing and at commit, so a
+  schema).  A directory the server sees that holds no dataset and is neither
+  empty nor marked as jobledger's is refused (``destination_missing``,
+  ``dataset_manifest.check_owned``): jobledger never writes beside, or
+  removes, files it did not write.  The runner checks again before writing and at commit, so a
   preflight that could not see the truth never lets a wrong schema in.
 """
 

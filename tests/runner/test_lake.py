@@ -10,6 +10,7 @@ import datetime
 import decimal
 import io
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -315,3 +316,95 @@ def test_progress_and_rows_written_advance_during_a_long_write(db, lake_dir, sta
     assert all(percent is not None and 0 <= percent <= 99 for _, percent in seen), seen
     percents = [percent for _, percent in sorted(seen)]
     assert percents == sorted(percents)  # rows and progress rise together
+
+
+# ---- ownership of the dataset directory ------------------------------------------------------
+
+LONG_AGO = (1, 1)  # atime, mtime: 1970
+
+
+def _snapshot(root: pathlib.Path) -> dict[str, bytes | str]:
+    """Every entry under ``root``: file contents, or "dir"."""
+    return {p.relative_to(root).as_posix(): "dir" if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+def _put_foreign_files(root: pathlib.Path, names: list[str]) -> None:
+    for name in names:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(f"someone else's {name} \x00\xff".encode("utf-8", "surrogateescape"))
+
+
+def test_parquet_refuses_a_directory_holding_someone_elses_files(db, lake_dir, start_runner) -> None:
+    db.execute(f"ALTER DATABASE {db.info.dbname} SET jobledger.parquet_retention = '0'")
+    foreign = ["notes.txt", "other.parquet", "part-theirs-1-1.parquet", "sub/data.parquet"]
+    theirs = lake_dir / "theirs"
+    _put_foreign_files(theirs, foreign)
+    for path in theirs.rglob("*"):
+        os.utime(path, LONG_AGO)
+    before = _snapshot(theirs)
+    # The preflight at define time: the server sees the directory and refuses it.
+    with pytest.raises(psycopg.errors.UndefinedTable) as caught:
+        runnertools.define(db, "grab", "SELECT 1 AS n", f"parquet:{theirs}?create_if_missing=true")
+    assert dbtools.category(caught.value) == "destination_missing"
+    assert "not empty" in str(caught.value)
+    # A job defined and submitted while its directory did not exist; someone else's
+    # files arrive before the run: the runner refuses to write there.
+    later = lake_dir / "later"
+    runnertools.define(db, "export", "SELECT g AS n FROM generate_series(1, 10) AS g",
+                       f"parquet:{later}?create_if_missing=true")
+    run = runnertools.submit(db, "export")
+    _put_foreign_files(later, foreign)
+    for path in later.rglob("*"):
+        os.utime(path, LONG_AGO)
+    runner = start_runner("--drain")
+    assert runner.wait() == 0, runner.log()
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["error_category"], row["attempt"]) == ("failed", "destination_missing", 1), row
+    assert _snapshot(later) == before  # no marker, no _tmp, every file byte-identical
+    assert _snapshot(theirs) == before
+    # ... and the submit-time preflight refuses it now: no run is recorded.
+    with pytest.raises(psycopg.errors.UndefinedTable) as caught:
+        runnertools.submit(db, "export")
+    assert dbtools.category(caught.value) == "destination_missing"
+    assert db.execute("SELECT count(*) AS n FROM jobledger.run WHERE job = 'export'").fetchone() == {"n": 1}
+
+
+def test_parquet_adopts_an_empty_directory_and_its_retention_spares_files_put_into_it(
+        db, lake_dir, start_runner) -> None:
+    db.execute(f"ALTER DATABASE {db.info.dbname} SET jobledger.parquet_retention = '0'")
+    assert list(lake_dir.iterdir()) == []  # an existing, empty directory
+    runnertools.define(db, "snap", "SELECT g AS n FROM generate_series(1, {n}) AS g",
+                       f"parquet:{lake_dir}?create_if_missing=true", mode="overwrite",
+                       params={"n": {"type": "integer"}})
+    first = runnertools.submit(db, "snap", {"n": 1})
+    runner = start_runner("--drain")
+    assert runner.wait() == 0, runner.log()
+    assert dbtools.run_row(db, first)["snapshot_id"] == "1"
+    marker = json.loads((lake_dir / dataset_manifest.MARKER).read_text())
+    assert (marker["format"], marker["format_version"]) == ("jobledger-parquet-dataset-directory", 1)
+
+    # Someone else's files put into the dataset, and jobledger's own leftovers of a crashed write.
+    foreign = ["notes.txt", "other.parquet", "part-x.parquet", "_tmp/scratch.tmp", "archive/part-y-1-1.parquet"]
+    _put_foreign_files(lake_dir, foreign)
+    dead = "0b7e0f4e-0000-4000-8000-000000000000"
+    own = [f"part-{dead}-1-1.parquet", f"_tmp/part-{dead}-1-2.parquet.{'c' * 32}.tmp"]
+    for name in own:
+        (lake_dir / name).write_bytes(b"left by a crash")
+    for path in lake_dir.rglob("*"):
+        os.utime(path, LONG_AGO)
+    before = {name: content for name, content in _snapshot(lake_dir).items() if name in foreign + ["archive"]}
+
+    second = runnertools.submit(db, "snap", {"n": 2})
+    runner = start_runner("--drain")
+    assert runner.wait() == 0, runner.log()
+    assert dbtools.run_row(db, second)["snapshot_id"] == "2"
+    # Retention (0 here) ran after the commit: version 1, its file and the leftovers are gone ...
+    assert dataset_manifest.versions(lake_dir) == [2]
+    assert sorted(p.name for p in lake_dir.glob("part-*-*.parquet")) == [f"part-{second}-1-1.parquet"]
+    assert not any((lake_dir / name).exists() for name in own)
+    assert parquet_dataset.read_table(lake_dir).column("n").to_pylist() == [1, 2]
+    # ... and every file jobledger did not write is still there, byte-identical.
+    after = _snapshot(lake_dir)
+    assert len(before) == len(foreign) + 1
+    assert {name: after.get(name) for name in before} == before

@@ -39,10 +39,16 @@ During a long write, ``rows_written`` and ``progress`` are reported every
 (``report_progress``; the run's own transaction is still open).  progress is
 the share of the planner's row estimate, at most 99 until the commit.
 
-After an ``overwrite``, or any commit, files that no version kept within
-``jobledger.parquet_retention`` (default 1 day) lists are removed
-(``parquet_dataset.remove_unreferenced``): readers of an earlier version keep
-their files at least that long.
+The directory must be jobledger's (``dataset_manifest.check_owned``: its
+marker, new, or empty; adopted with the marker when the Writer opens it):
+one holding someone else's files fails the run with ``destination_missing``
+before a row is read, and nothing in it is touched.
+
+After an ``overwrite``, or any commit, jobledger's own files (by name) that
+no version kept within ``jobledger.parquet_retention`` (default 1 day) lists
+are removed (``parquet_dataset.remove_unreferenced``): readers of an earlier
+version keep their files at least that long, and files others put into the
+directory are never removed.
 
 ``JOBLEDGER_RUNNER_FAULT=exit-after-publish`` in the runner's environment
 makes it exit at once after step 2 (runner.faults): the tests' way to crash
@@ -225,7 +231,7 @@ def _record_commit(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
 def _retention(target: destinations.Parquet, settings: Settings) -> None:
     try:
         removed = parquet_dataset.remove_unreferenced(target.root, settings.parquet_retention)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # the run is recorded: retention is best effort
         log.warning("retention of %s failed: %s", target.root, exc)
         return
     if removed.files or removed.versions:
