@@ -85,8 +85,11 @@ def test_injection_lands_verbatim_as_data(tables) -> None:
 def test_idempotency_key_returns_the_existing_run(tables) -> None:
     define(tables)
     first = submit(tables, params='{"day": "2026-11-01"}', idempotency_key="k")
-    again = submit(tables, params='{"day": "2026-11-02"}', idempotency_key="k")
+    again = submit(tables, params='{"day": "2026-11-01"}', idempotency_key="k")
     assert first == again
+    with pytest.raises(psycopg.Error) as caught:  # the same key for other parameters
+        submit(tables, params='{"day": "2026-11-02"}', idempotency_key="k")
+    assert dbtools.category(caught.value) == "idempotency_conflict"
     assert tables.execute("SELECT count(*) AS n FROM jobledger.run").fetchone() == {"n": 1}
 
 
