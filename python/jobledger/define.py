@@ -128,12 +128,15 @@ def analyse(plpy: Any, job: str, owner: str, checked: Checked) -> dict[str, Any]
     """
     renderer = render.Renderer(checked.template.query, checked.template.spans, checked.template.end)
     columns: dict[str, Any] = {}
+    dependencies: list[dict] = []
     refused = None
     for key, values in shapes.all_shapes(checked.declarations, checked.template.placeholders):
         texts = {name: literals.literal(value) for name, value in values.items()}
         sql = renderer.render(texts)
         try:
-            columns[key] = [list(c) for c in preflight.query_columns(plpy, job, owner, sql)]
+            produced, used = preflight.query_columns(plpy, job, owner, sql)
+            columns[key] = [list(c) for c in produced]
+            dependencies += [d for d in used if d not in dependencies]
         except errors.JobledgerError as error:
             if error.category != "template_parse_error" or not key:
                 raise
@@ -141,7 +144,7 @@ def analyse(plpy: Any, job: str, owner: str, checked: Checked) -> dict[str, Any]
             columns[key] = {"error": error.message}
     if refused is not None and all(isinstance(c, dict) for c in columns.values()):
         raise refused
-    return {**checked.stored(), "shapes": columns}
+    return {**checked.stored(), "shapes": columns, "dependencies": dependencies}
 
 
 def first_shape(analysed: dict[str, Any]) -> list[tuple[str, str]]:

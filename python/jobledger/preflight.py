@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
 if TYPE_CHECKING:
     from typing import Any
@@ -195,14 +196,17 @@ class _Analysed(Exception):
     """Carries the analysis out of its subtransaction, which it rolls back:
     the temporary view and the settings go with it."""
 
-    def __init__(self, columns: list[tuple[str, str]], denied: list[str]) -> None:
+    def __init__(self, columns: list[tuple[str, str]], denied: list[str], dependencies: list[dict]) -> None:
         super().__init__("analysed")
         self.columns = columns
         self.denied = denied
+        self.dependencies = dependencies
 
 
-def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, str]]:
-    """(name, type) of each column ``sql`` produces, checked as ``owner`` may read it.
+def query_columns(plpy: Any, job: str, owner: str, sql: str) -> tuple[list[tuple[str, str]], list[dict]]:
+    """(name, type) of each column ``sql`` produces, checked as ``owner`` may
+    read it; and what it depends on, for submit_job to check again
+    (``jobledger.denied_dependencies``: privileges can be revoked).
 
     A temporary view is parsed and analysed by PostgreSQL but runs nothing;
     its dependencies name every relation, column and function the query
@@ -232,11 +236,11 @@ def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, 
             plpy.execute("SET LOCAL search_path = pg_catalog, jobledger, pg_temp")
             relation = f"pg_temp.{view}"
             columns = plpy.execute(plans.plan(plpy, _VIEW_COLUMNS, ["text"]), [relation])
-            denied = [r["what"] for r in
-                      plpy.execute(plans.plan(plpy, _DENIED_DEPENDENCIES, ["name", "text"]), [owner, relation])]
+            found = plpy.execute(plans.plan(plpy, _DEPENDENCIES, ["text"]), [relation])[0]["dependencies"]
+            denied = [r["what"] for r in plpy.execute(plans.plan(plpy, _DENIED, ["name", "text"]), [owner, found])]
             if not denied:
                 denied = _denied_when_planned(plpy, relation)
-            raise _Analysed([(c["name"], c["type"]) for c in columns], denied)
+            raise _Analysed([(c["name"], c["type"]) for c in columns], denied, json.loads(found))
     except _Analysed as analysed:
         result = analysed
     except plpy.SPIError as exc:
@@ -255,7 +259,7 @@ def query_columns(plpy: Any, job: str, owner: str, sql: str) -> list[tuple[str, 
             f'job "{job}": its owner {owner} may not use {result.denied[0]}',
             detail="\n".join(result.denied),
         )
-    return result.columns
+    return result.columns, result.dependencies
 
 
 _SET_TEMPLATE_PATH = f"SET LOCAL search_path = {TEMPLATE_SEARCH_PATH}"
@@ -290,37 +294,34 @@ SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS typ
  ORDER BY a.attnum"""
 
 
-# Everything the view's rewrite rule depends on that the owner ($1) may not
-# use.  Column references need SELECT on that column (or the table); a
-# whole-table reference needs SELECT on some column; functions need EXECUTE;
-# and the schema of each needs USAGE, reported first as PostgreSQL would.
-_DENIED_DEPENDENCIES = """
+# Everything the view's rewrite rule ($1) depends on, by name (names, not
+# OIDs, survive pg_dump and restore): relations with the column used (NULL
+# for a whole-row reference) and functions by signature.  Catalogs are no
+# one's dependencies (see _denied_when_planned).
+_DEPENDENCIES = """
 WITH deps AS (
     SELECT DISTINCT d.refclassid, d.refobjid, d.refobjsubid
       FROM pg_catalog.pg_depend d
       JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
-     WHERE rw.ev_class = $2::pg_catalog.regclass
-       AND d.refobjid <> $2::pg_catalog.regclass
+     WHERE rw.ev_class = $1::pg_catalog.regclass
+       AND d.refobjid <> $1::pg_catalog.regclass
 )
-SELECT 'schema ' || pg_catalog.quote_ident(n.nspname) AS what
-  FROM deps
-  JOIN pg_catalog.pg_class c ON deps.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = deps.refobjid
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE NOT pg_catalog.has_schema_privilege($1, n.oid, 'USAGE')
-UNION
-SELECT pg_catalog.pg_describe_object(deps.refclassid, deps.refobjid, deps.refobjsubid)
-  FROM deps
-  JOIN pg_catalog.pg_class c ON deps.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND c.oid = deps.refobjid
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- WHERE pg_catalog.has_schema_privilege($1, n.oid, 'USAGE')
-   AND CASE WHEN deps.refobjsubid > 0
-            THEN NOT pg_catalog.has_column_privilege($1, c.oid, deps.refobjsubid::pg_catalog.int2, 'SELECT')
-            ELSE NOT pg_catalog.has_any_column_privilege($1, c.oid, 'SELECT') END
-UNION
-SELECT pg_catalog.pg_describe_object(deps.refclassid, deps.refobjid, 0)
-  FROM deps
-  JOIN pg_catalog.pg_proc p ON deps.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND p.oid = deps.refobjid
- WHERE NOT pg_catalog.has_function_privilege($1, p.oid, 'EXECUTE')
-    OR NOT pg_catalog.has_schema_privilege($1, p.pronamespace, 'USAGE')
- ORDER BY 1
+SELECT coalesce(pg_catalog.jsonb_agg(dep ORDER BY dep::text), '[]')::text AS dependencies
+  FROM (SELECT pg_catalog.jsonb_build_object('schema', n.nspname, 'relation', c.relname, 'column', a.attname) AS dep
+          FROM deps
+          JOIN pg_catalog.pg_class c ON deps.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                    AND c.oid = deps.refobjid
+          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+          LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = deps.refobjsubid
+                                             AND deps.refobjsubid > 0
+        UNION
+        SELECT pg_catalog.jsonb_build_object('function', pg_catalog.format('%I.%I(%s)', n.nspname, p.proname,
+                                             pg_catalog.pg_get_function_identity_arguments(p.oid)))
+          FROM deps
+          JOIN pg_catalog.pg_proc p ON deps.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                   AND p.oid = deps.refobjid
+          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace) AS all_deps
 """
+
+# What of those the owner ($1) may not use: the one rule, shared with submit_job.
+_DENIED = "SELECT what FROM jobledger.denied_dependencies($1, $2::jsonb)"

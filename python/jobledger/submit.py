@@ -89,6 +89,14 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
     if max_attempts is not None and not 1 <= max_attempts <= 100:
         raise errors.JobledgerError("invalid_argument", "max_attempts must be between 1 and 100")
 
+    if context["denied"]:
+        denied = context["denied"].split("\n")
+        raise errors.JobledgerError(
+            "permission_denied",
+            f'job "{job}": its owner {context["owner"]} may no longer use {denied[0]}',
+            detail="\n".join(denied),
+            hint="The job's owner needs those privileges again, or defines the job again without them.",
+        )
     # A job dropped and defined again restarts at version 1: the text is part of the key.
     key = (job, context["version"], context["query"], context["params"], context["placeholders"])
     compiled = _compiled.get(key)
@@ -154,6 +162,8 @@ WITH me AS (SELECT jobledger.calling_role() AS role)
 SELECT me.role, j.name AS job, j.owner, v.version, v.query, v.params::text AS params, v.destination, v.mode,
        v.max_attempts, c.placeholders::text AS placeholders, c.query_end, c.shapes::text AS shapes,
        c.problem AS check_problem,
+       (SELECT pg_catalog.string_agg(dd.what, E'\n') FROM jobledger.denied_dependencies(j.owner, c.dependencies) AS dd)
+           AS denied,
        me.role = j.owner
        OR coalesce(pg_catalog.pg_has_role(me.role, pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)),
                                           'MEMBER'), false)

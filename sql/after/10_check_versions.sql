@@ -31,10 +31,11 @@ BEGIN
         EXCEPTION WHEN OTHERS THEN
             outcome := pg_catalog.jsonb_build_object('error', pg_catalog.jsonb_build_object('message', SQLERRM));
         END;
-        INSERT INTO jobledger.job_version_check (job, version, placeholders, query_end, shapes, problem)
+        INSERT INTO jobledger.job_version_check (job, version, placeholders, query_end, shapes, dependencies, problem)
         VALUES (v.job, v.version, outcome OPERATOR(pg_catalog.#>) '{value,placeholders}',
                 (outcome OPERATOR(pg_catalog.#>>) '{value,query_end}')::pg_catalog.int4,
                 outcome OPERATOR(pg_catalog.#>) '{value,shapes}',
+                outcome OPERATOR(pg_catalog.#>) '{value,dependencies}',
                 outcome OPERATOR(pg_catalog.#>>) '{error,message}');
         IF outcome OPERATOR(pg_catalog.?) 'error' THEN
             refused := refused || pg_catalog.format(E'\n  %s version %s: %s', v.job, v.version,

@@ -69,9 +69,9 @@ BEGIN
     VALUES (job_name, next_version, record_job_version.query, record_job_version.params,
             record_job_version.destination, record_job_version.mode, record_job_version.timeout,
             record_job_version.max_attempts, caller);
-    INSERT INTO jobledger.job_version_check (job, version, placeholders, query_end, shapes)
+    INSERT INTO jobledger.job_version_check (job, version, placeholders, query_end, shapes, dependencies)
     VALUES (job_name, next_version, checked -> 'placeholders', (checked ->> 'query_end')::integer,
-            coalesce(analysis -> 'shapes', '{}'));
+            coalesce(analysis -> 'shapes', '{}'), coalesce(analysis -> 'dependencies', '[]'));
     UPDATE jobledger.job AS j SET current_version = next_version, updated_at = pg_catalog.now() WHERE j.name = job_name;
     RETURN next_version;
 END

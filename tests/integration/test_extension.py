@@ -58,6 +58,7 @@ PUBLIC_FUNCTIONS = {
     "jobledger.analyse_version_py(text,text,text)",
     "jobledger.outcome_value(jsonb)",
     "jobledger.calling_role()",
+    "jobledger.denied_dependencies(name,jsonb)",
 }
 
 

@@ -179,3 +179,22 @@ def test_a_job_reading_a_catalog_its_owner_may_not_read_is_refused(db: psycopg.C
     assert dbtools.category(error) == "permission_denied"
     assert "pg_authid" in str(error)
     assert db.execute("SELECT count(*) AS n FROM jobledger.job").fetchone()["n"] == 0
+
+
+def test_a_revoke_is_seen_by_the_next_submit_in_every_session(db: psycopg.Connection, connect: Any,
+                                                              roles: dict[str, str]) -> None:
+    db.execute("CREATE TABLE public.src (v text)")
+    db.execute(sql.SQL("GRANT SELECT ON public.src TO {}").format(sql.Identifier(roles["owner_a"])))
+    a = _as(connect, roles["owner_a"])
+    a.execute("SELECT jobledger.define_job('copy', 'SELECT v FROM public.src WHERE v <> {skip}::text', 'public.echo')")
+    a.execute("SELECT jobledger.submit_job('copy', '{\"skip\": \"x\"}')")  # this session now knows the job
+    db.execute(sql.SQL("REVOKE SELECT ON public.src FROM {}").format(sql.Identifier(roles["owner_a"])))
+    error = _refused(a, "SELECT jobledger.submit_job('copy', '{\"skip\": \"y\"}')")
+    assert dbtools.category(error) == "permission_denied"
+    assert "public.src" in str(error)
+    db.execute(sql.SQL("GRANT SELECT (v) ON public.src TO {}").format(sql.Identifier(roles["owner_a"])))
+    a.execute("SELECT jobledger.submit_job('copy', '{\"skip\": \"z\"}')")  # a column grant is enough again
+    db.execute("DROP TABLE public.src")
+    error = _refused(a, "SELECT jobledger.submit_job('copy', '{\"skip\": \"w\"}')")
+    assert dbtools.category(error) == "permission_denied" and "no longer exists" in str(error)
+    assert db.execute("SELECT count(*) AS n FROM jobledger.run WHERE job = 'copy'").fetchone()["n"] == 2
