@@ -38,6 +38,11 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 @click.option("--dsn", help="libpq connection string or URI (default: DATABASE_URL, else the PG* variables).")
 @click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Runs executed at once; one database connection each (plus one to listen).")
+@click.option("--connect-as-owner/--set-role", "connect_as_owner", default=None,
+              help="--connect-as-owner (recommended): execute each run on a connection logged in as its job's "
+                   "owner (pg_hba.conf/pg_ident.conf map, see the README), so nothing a job does reaches "
+                   "beyond its owner.  --set-role: on the runner's own connections under SET ROLE, which a "
+                   "job's function can undo (RESET ROLE).  Default for now: --set-role, with a warning.")
 @click.option("--drain", is_flag=True,
               help="Exit 0 as soon as nothing is runnable (for batch use, tests and the demo).")
 @click.option("--worker-id", help="Name recorded on the runs this process claims (default: host:pid).")
@@ -68,7 +73,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
                         "With --prune-every: delete failed and cancelled runs older than this (e.g. 30d).")
 @click.option("--prune-keep-last", type=click.IntRange(0), metavar="N",
               help="With --prune-every: per job, keep only the newest N finished runs.")
-def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None, poll_interval: float,
+def runner(dsn: str | None, concurrency: int, connect_as_owner: bool | None, drain: bool, worker_id: str | None, poll_interval: float,
            lease: float | None, grace: float, retry_backoff: float, log_level: str, log_format: str,
            metrics_port: int, metrics_address: str, prune_every: datetime.timedelta | None,
            prune_succeeded: datetime.timedelta | None, prune_failed: datetime.timedelta | None,
@@ -84,6 +89,10 @@ def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None
     if prune_every is None and any(rule is not None for rule in rules):
         raise click.UsageError("--prune-succeeded, --prune-failed and --prune-keep-last need --prune-every")
     observe.configure_logging(log_level, log_format)
+    if connect_as_owner is None:
+        logging.getLogger("jobledger.runner").warning(
+            "runs execute with SET ROLE on the runner's connections, which a job can undo (RESET ROLE); "
+            "use --connect-as-owner (README, \"The runner\"), or --set-role to choose this explicitly")
     if log_level.lower() != "debug":
         # psycopg warns once per queued statement when a pipeline's connection
         # dies; the runner reports the lost connection itself.
@@ -91,6 +100,7 @@ def runner(dsn: str | None, concurrency: int, drain: bool, worker_id: str | None
     config = process.Config(
         conninfo=dsn if dsn is not None else os.environ.get("DATABASE_URL", ""),
         concurrency=concurrency,
+        connect_as_owner=bool(connect_as_owner),
         drain=drain,
         worker=worker_id,
         poll_interval=poll_interval,

@@ -21,6 +21,12 @@ connection was lost.
 
 Destinations outside the database (``result``, ``parquet:``) are executed
 by ``runner.lake``.
+
+With ``--connect-as-owner`` (runner.owners) ``conn`` is a connection logged
+in as the job's owner, attached to the run (``attach_run``), and ``ledger``
+the executor's own: the transaction above is the same, but completes with
+``complete_attached_run`` on ``conn`` (so write and flip still commit
+together) and claims nothing; failures, releases and claims go on ``ledger``.
 """
 
 from __future__ import annotations
@@ -188,11 +194,15 @@ def statements(run: claim.ClaimedRun, columns: tuple[str, ...]) -> list[sql.Comp
 
 
 def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: list[sql.Composed],
-          claim_next: bool = False) -> tuple[int, list[claim.ClaimedRun | claim.Unreadable] | None]:
+          claim_next: bool = False, attached: bool = False
+          ) -> tuple[int, list[claim.ClaimedRun | claim.Unreadable] | None]:
     """Run the pipelined transaction: the rows written, and the next runs if
     ``claim_next``.  Raises on any failure, after which nothing of it is
     left: the transaction is rolled back, the claim never made, the session
-    reset (or the connection closed)."""
+    reset (or the connection closed).  ``attached``: ``conn`` is the owner's
+    (runner.owners), which completes with complete_attached_run and never
+    claims."""
+    assert not (attached and claim_next), "an owner's connection claims nothing"
     try:
         with wire.Pipeline(conn) as pipeline:
             pipeline.send(b"BEGIN")
@@ -206,7 +216,7 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
                 pipeline.send(step.as_bytes(conn))
             rows_written = wire.rows_affected(pipeline.sync()[-1])
             pipeline.send(queries.pipelined("reset_role"), {})
-            pipeline.send(queries.pipelined("complete_run"), {
+            pipeline.send(queries.pipelined("complete_attached_run" if attached else "complete_run"), {
                 "run": run.id, "attempt": run.attempt, "worker": worker, "rows_written": rows_written,
             })
             if claim_next:  # in the same transaction: one commit for both
@@ -224,45 +234,57 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
 
 
 def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, columns: OutputColumns,
-            backoff: float, releasing: Callable[[], bool], claim_next: bool = False) -> Result:
+            backoff: float, releasing: Callable[[], bool], claim_next: bool = False,
+            ledger: psycopg.Connection | None = None) -> Result:
     """Execute ``run`` on ``conn`` (the connection that claimed it), claiming
     the next run after a success if ``claim_next``.  Raises ConnectionLost
-    if ``conn`` died."""
+    if ``conn`` died.  With ``ledger`` (runner.owners), ``conn`` is the
+    owner's connection attached to the run, and the ledger calls go on
+    ``ledger``; a lost ``conn`` is then recorded there."""
     if destinations.outside_database(run.destination):
         # result and parquet: (runner.lake; imported on first use: pyarrow).
         from jobledger.runner import lake
 
-        return lake.execute(conn, run, worker, backoff=backoff, releasing=releasing)
+        return lake.execute(conn, run, worker, backoff=backoff, releasing=releasing, ledger=ledger)
     if run.destination_table is None:
         failure = Failure(f'the destination table {run.destination} of job "{run.job}" no longer exists',
                           "42P01", "destination_missing", retry=False)
-        return Result(record(conn, run, worker, failure, backoff))
+        return Result(record(ledger or conn, run, worker, failure, backoff))
     started = time.monotonic()
     try:
         steps = statements(run, columns.get(conn, run))
         started = time.monotonic()
-        rows_written, claimed = write(conn, run, worker, steps, claim_next)
+        rows_written, claimed = write(conn, run, worker, steps, claim_next and ledger is None,
+                                      attached=ledger is not None)
     except psycopg.Error as exc:
-        return database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000, backoff, releasing)
+        return database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000, backoff, releasing,
+                              ledger=ledger)
     return Result(Outcome.SUCCEEDED, rows_written, claimed)
 
 
 def database_error(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, exc: psycopg.Error,
-                   elapsed_ms: float, backoff: float, releasing: Callable[[], bool]) -> Result:
+                   elapsed_ms: float, backoff: float, releasing: Callable[[], bool],
+                   ledger: psycopg.Connection | None = None) -> Result:
     """What to do after ``exc`` ended an attempt: record it (fail_run), release
-    the run (shutting down), or leave it (fenced).  Raises ConnectionLost if
-    ``conn`` died."""
+    the run (shutting down), or leave it (fenced), on ``ledger`` if given,
+    else on ``conn``.  Raises ConnectionLost if ``conn`` died and there is
+    no ``ledger``."""
     if conn.closed or conn.broken:
-        raise ConnectionLost(Failure(
-            exc.diag.message_primary or str(exc).strip() or "lost the connection to the server",
-            exc.sqlstate or LOST_CONNECTION_SQLSTATE, "transient_error", retry=True)) from exc
+        lost = Failure(exc.diag.message_primary or str(exc).strip() or "lost the connection to the server",
+                       exc.sqlstate or LOST_CONNECTION_SQLSTATE, "transient_error", retry=True)
+        if ledger is None:
+            raise ConnectionLost(lost) from exc
+        if releasing():
+            return Result(release(ledger, run, worker))
+        return Result(record(ledger, run, worker, lost, backoff))
+    recorder = ledger or conn
     if releasing() and exc.sqlstate == "57014":
-        return Result(release(conn, run, worker))
+        return Result(release(recorder, run, worker))
     failure = classify(exc, run, elapsed_ms)
     if failure is None:
         log.info("run %s attempt %d: %s", run.id, run.attempt, exc.diag.message_primary)
         return Result(Outcome.FENCED)
-    return Result(record(conn, run, worker, failure, backoff))
+    return Result(record(recorder, run, worker, failure, backoff))
 
 
 def unexpected(exc: BaseException) -> Failure:

@@ -50,6 +50,12 @@ are removed (``parquet_dataset.remove_unreferenced``): readers of an earlier
 version keep their files at least that long, and files others put into the
 directory are never removed.
 
+With ``--connect-as-owner`` (runner.owners) the read, and the transaction
+that emits and completes, are on the owner's connection attached to the run,
+through the ``*_attached_*`` functions (lock, emit, complete): the same
+transaction as above, so the same guarantees.  The settings, the progress
+reports and any failure are the runner's own connection's (``ledger``).
+
 ``JOBLEDGER_RUNNER_FAULT=exit-after-publish`` in the runner's environment
 makes it exit at once after step 2 (runner.faults): the tests' way to crash
 between the publish and the ledger.
@@ -106,27 +112,29 @@ class Published(Exception):
 
 
 def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, backoff: float,
-            releasing: Callable[[], bool]) -> table_execute.Result:
+            releasing: Callable[[], bool], ledger: psycopg.Connection | None = None) -> table_execute.Result:
     """Execute ``run`` (destination ``result`` or ``parquet:...``) on ``conn``.
 
     Never claims the next run in its transaction (the executor claims
     afterwards).  The session is reset (runner.session) before anything
     else is done on ``conn``.  Raises ConnectionLost if ``conn`` died, like
-    ``execute.execute``."""
+    ``execute.execute``; with ``ledger`` (the runner's connection, ``conn``
+    being the owner's: runner.owners) failures are recorded on ``ledger``."""
+    calls = Calls(conn, ledger)
     target = destinations.parse(run.destination)
     started = time.monotonic()
     failure: table_execute.Failure | None = None
     try:
         try:
             if isinstance(target, destinations.Parquet):
-                rows_written = _parquet(conn, run, worker, target)
+                rows_written = _parquet(conn, run, worker, target, calls)
             else:
-                rows_written = _result(conn, run, worker)
+                rows_written = _result(conn, run, worker, calls)
         finally:
             session.reset(conn)  # the job's transaction is over: nothing of it stays
     except Published as published:
         cause = published.cause
-        if isinstance(cause, psycopg.Error) and (conn.closed or conn.broken):
+        if isinstance(cause, psycopg.Error) and (conn.closed or conn.broken) and ledger is None:
             raise table_execute.ConnectionLost(table_execute.Failure(
                 str(cause).strip() or "lost the connection to the server",
                 cause.sqlstate or table_execute.LOST_CONNECTION_SQLSTATE, "transient_error",
@@ -136,7 +144,7 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
             getattr(cause, "sqlstate", None), "transient_error", retry=True)
     except psycopg.Error as exc:
         return table_execute.database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000,
-                                            backoff, releasing)
+                                            backoff, releasing, ledger=ledger)
     except errors.JobledgerError as exc:
         failure = table_execute.Failure(exc.message, exc.sqlstate, exc.category, retry=False)
     except TimedOut:
@@ -148,16 +156,39 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
         failure = table_execute.Failure(f"writing the dataset failed: {exc}", "58030", "execution_error",
                                         retry=False)
     if failure is not None:
-        return table_execute.Result(table_execute.record(conn, run, worker, failure, backoff))
+        return table_execute.Result(table_execute.record(ledger or conn, run, worker, failure, backoff))
     return table_execute.Result(table_execute.Outcome.SUCCEEDED, rows_written, None)
 
 
 # ---- result -------------------------------------------------------------------
 
 
-def _result(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str) -> int:
+@dataclasses.dataclass(frozen=True)
+class Calls:
+    """Where the ledger calls of a lake run go: all on ``conn`` (SET ROLE
+    mode), or, with ``ledger`` (runner.owners), the fenced ones (lock, emit,
+    complete) on ``conn`` through their ``*_attached_*`` forms and the
+    settings and progress reports on ``ledger``."""
+
+    conn: psycopg.Connection
+    ledger: psycopg.Connection | None = None
+
+    @property
+    def attached(self) -> bool:
+        return self.ledger is not None
+
+    @property
+    def runner_conn(self) -> psycopg.Connection:
+        return self.ledger or self.conn
+
+    def lock(self, run: claim.ClaimedRun, worker: str) -> None:
+        self.conn.execute(queries.get("lock_attached_run" if self.attached else "lock_run"),
+                          {"run": run.id, "attempt": run.attempt, "worker": worker})
+
+
+def _result(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls: Calls) -> int:
     with conn.transaction():
-        settings = _settings(conn)
+        settings = _settings(calls.runner_conn)
         _run_context(conn, run)
         deadline = _deadline(run)
         with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result:
@@ -172,16 +203,17 @@ def _result(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str) -> int
                 f"of {settings.result_max_bytes} bytes (jobledger.result_max_bytes); nothing was kept",
                 hint="Raise the cap, narrow the query, or write to a parquet: destination.")
         conn.execute(queries.get("reset_role"))
-        ipc_id = _emit(conn, run, "result", IPC_CONTENT_TYPE, ipc)
-        _emit(conn, run, "result.json", JSON_CONTENT_TYPE, rendered, [ipc_id])
-        _complete(conn, run, worker, table.num_rows, None)
+        ipc_id = _emit(calls, run, worker, "result", IPC_CONTENT_TYPE, ipc)
+        _emit(calls, run, worker, "result.json", JSON_CONTENT_TYPE, rendered, [ipc_id])
+        _complete(calls, run, worker, table.num_rows, None)
     return table.num_rows
 
 
 # ---- parquet ------------------------------------------------------------------
 
 
-def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target: destinations.Parquet) -> int:
+def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target: destinations.Parquet,
+             calls: Calls) -> int:
     # A retry after a crash between publish and ledger: record, write nothing.
     earlier = dataset_manifest.find_commit(target.root, str(run.id))
     if earlier is not None:
@@ -189,8 +221,8 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
                  target.root, earlier.attempt)
         try:
             with conn.transaction():
-                conn.execute(queries.get("lock_run"), {"run": run.id, "attempt": run.attempt, "worker": worker})
-                _record_commit(conn, run, worker, earlier)
+                calls.lock(run, worker)
+                _record_commit(calls, run, worker, earlier)
         except psycopg.Error as exc:
             if errors.category_of_detail(exc.diag.message_detail) == "run_fenced":
                 raise  # someone else decided the run: leave it
@@ -198,9 +230,9 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
         return earlier.added_rows
 
     with conn.transaction():
-        settings = _settings(conn)
+        settings = _settings(calls.runner_conn)
         _run_context(conn, run)
-        progress = Progress(conn, run, worker, settings.progress_interval, _estimate(conn, run))
+        progress = Progress(calls.runner_conn, run, worker, settings.progress_interval, _estimate(conn, run))
         deadline = _deadline(run)
         with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result, \
                 parquet_dataset.Writer(target.root, result.schema, run=str(run.id), attempt=run.attempt,
@@ -208,11 +240,11 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
                                        progress=progress.report) as writer:
             writer.write(_until(deadline, result.batches))
             conn.execute(queries.get("reset_role"))
-            conn.execute(queries.get("lock_run"), {"run": run.id, "attempt": run.attempt, "worker": worker})
+            calls.lock(run, worker)
             commit = writer.commit()
             faults.exit_now("exit-after-publish")
             try:
-                _record_commit(conn, run, worker, commit.manifest)
+                _record_commit(calls, run, worker, commit.manifest)
             except Exception as exc:
                 raise Published(exc) from exc
     if commit.already_committed:
@@ -221,11 +253,10 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
     return commit.rows_written
 
 
-def _record_commit(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
-                   manifest: dataset_manifest.Manifest) -> None:
+def _record_commit(calls: Calls, run: claim.ClaimedRun, worker: str, manifest: dataset_manifest.Manifest) -> None:
     """The published version in the ledger: the manifest as an output, then the fenced success."""
-    _emit(conn, run, "manifest", JSON_CONTENT_TYPE, manifest.to_json().encode())
-    _complete(conn, run, worker, manifest.added_rows, str(manifest.version))
+    _emit(calls, run, worker, "manifest", JSON_CONTENT_TYPE, manifest.to_json().encode())
+    _complete(calls, run, worker, manifest.added_rows, str(manifest.version))
 
 
 def _retention(target: destinations.Parquet, settings: Settings) -> None:
@@ -344,18 +375,18 @@ def _until(deadline: float | None, batches: Iterator[pyarrow.RecordBatch]) -> It
         yield batch
 
 
-def _emit(conn: psycopg.Connection, run: claim.ClaimedRun, name: str, content_type: str, data: bytes,
+def _emit(calls: Calls, run: claim.ClaimedRun, worker: str, name: str, content_type: str, data: bytes,
           parents: list[Any] | None = None) -> Any:
-    with conn.cursor(row_factory=rows.dict_row) as cur:
-        row = cur.execute(queries.get("emit_output"), {
-            "run": run.id, "name": name, "content_type": content_type, "data": data,
-            "parents": parents or []}).fetchone()
+    with calls.conn.cursor(row_factory=rows.dict_row) as cur:
+        row = cur.execute(queries.get("emit_attached_output" if calls.attached else "emit_output"), {
+            "run": run.id, "attempt": run.attempt, "worker": worker, "name": name,
+            "content_type": content_type, "data": data, "parents": parents or []}).fetchone()
     assert row is not None
     return row["id"]
 
 
-def _complete(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, rows_written: int,
+def _complete(calls: Calls, run: claim.ClaimedRun, worker: str, rows_written: int,
               snapshot_id: str | None) -> None:
-    conn.execute(queries.get("complete_run_snapshot"), {
+    calls.conn.execute(queries.get("complete_attached_run_snapshot" if calls.attached else "complete_run_snapshot"), {
         "run": run.id, "attempt": run.attempt, "worker": worker, "rows_written": rows_written,
         "snapshot_id": snapshot_id})

@@ -13,6 +13,12 @@ on ``--metrics-port``) and logs one line per event; ``presence`` keeps this
 process's row in jobledger.worker; a ``Pruner`` thread applies the retention
 rules every ``--prune-every`` on a connection of its own.
 
+Owners: with ``connect_as_owner`` (``--connect-as-owner``) each run executes
+on a connection authenticated as its job's owner, from a small pool per
+owner (runner.owners); the executor's own connection claims and records.
+Otherwise (``--set-role``, and for now the default) it executes on the
+executor's connection under ``SET LOCAL ROLE``, which a job can undo.
+
 Shutdown (SIGTERM/SIGINT): stop claiming; runs in flight get ``grace``
 seconds to finish; then their queries are cancelled and the runs released
 back to pending (the interrupted attempt does not count).  A second signal
@@ -41,9 +47,10 @@ import uuid
 from typing import Any
 
 import psycopg
+from psycopg import conninfo as pg_conninfo
 
 import jobledger
-from jobledger.runner import claim, execute, faults, listen, observe, presence, queries, session
+from jobledger.runner import claim, execute, faults, listen, observe, owners, presence, queries, session
 
 log = logging.getLogger("jobledger.runner")
 
@@ -81,6 +88,8 @@ class Config:
     prune_succeeded: datetime.timedelta | None = None
     prune_failed: datetime.timedelta | None = None
     prune_keep_last: int | None = None
+    # Execute each run on a connection logged in as its job's owner (runner.owners).
+    connect_as_owner: bool = False
 
 
 def default_worker() -> str:
@@ -117,6 +126,8 @@ class Executor(threading.Thread):
         self.index = index
         self.conn: psycopg.Connection | None = None
         self.current: claim.ClaimedRun | None = None
+        # The owner's connection the current run executes on (connect_as_owner).
+        self.running_on: psycopg.Connection | None = None
         self.crashed = False
         self._lock = threading.Lock()
 
@@ -135,9 +146,14 @@ class Executor(threading.Thread):
     def cancel_current(self) -> None:
         """Cancel the running query (grace period over); the run is released."""
         with self._lock:
-            if self.current is not None and self.conn is not None:
+            target = self.running_on or self.conn
+            if self.current is not None and target is not None:
                 log.info("cancelling run %s to release it", self.current.id)
-                self.conn.cancel_safe(timeout=5.0)
+                target.cancel_safe(timeout=5.0)
+
+    def _using(self, conn: psycopg.Connection | None) -> None:
+        with self._lock:
+            self.running_on = conn
 
     def _connect(self) -> bool:
         runner = self.runner
@@ -221,9 +237,15 @@ class Executor(threading.Thread):
         try:
             try:
                 assert self.conn is not None
-                result = execute.execute(
-                    self.conn, run, runner.worker, columns=runner.columns, backoff=runner.config.retry_backoff,
-                    releasing=runner.releasing.is_set, claim_next=claim_next)
+                if runner.pools is not None:
+                    result = owners.execute_run(
+                        self.conn, runner.pools, run, runner.worker, columns=runner.columns,
+                        backoff=runner.config.retry_backoff, releasing=runner.releasing.is_set, using=self._using)
+                else:
+                    result = execute.execute(
+                        self.conn, run, runner.worker, columns=runner.columns,
+                        backoff=runner.config.retry_backoff, releasing=runner.releasing.is_set,
+                        claim_next=claim_next)
             except execute.ConnectionLost as lost:
                 log.warning("run %s: lost the connection (%s)", run.id, lost.failure.error)
                 assert self.conn is not None
@@ -293,6 +315,7 @@ class Runner:
         self.presence = presence.Presence(self)
         self.failed: str | None = None  # why the runner could not go on
         self._restarts: list[float] = []  # when executors were restarted
+        self.pools = owners.Pools(self.connect_owner) if config.connect_as_owner else None
 
     # ---- connections ----------------------------------------------------
 
@@ -308,6 +331,20 @@ class Runner:
         return psycopg.connect(self.config.conninfo, autocommit=True, application_name=application_name[:63],
                                prepare_threshold=None if executor else 5,
                                **session.connect_kwargs(self.config.conninfo, extra))
+
+    def connect_owner(self, owner: str) -> psycopg.Connection:
+        """A connection logged in as ``owner`` (runner.owners): the runner's
+        conninfo with ``user`` replaced and no password (the server must let
+        the runner in as its job owners by peer or cert, with a user name map),
+        made like an executor's connection."""
+        params = pg_conninfo.conninfo_to_dict(self.config.conninfo)
+        params.pop("password", None)
+        params.pop("passfile", None)
+        params["user"] = owner
+        conninfo = pg_conninfo.make_conninfo(**params)
+        extra = (("client_connection_check_interval", self.config.check_interval),)
+        return psycopg.connect(conninfo, autocommit=True, application_name=f"jobledger exec {self.worker}"[:63],
+                               prepare_threshold=None, **session.connect_kwargs(conninfo, extra))
 
     def sleep(self, seconds: float) -> None:
         """Sleep before a retry; a stop cuts it short (but a stopping runner
@@ -406,8 +443,10 @@ class Runner:
 
     def run(self) -> int:
         self.check_server()
-        log.info("runner %s: %d executor(s)%s, lease %.1f s", self.worker, self.config.concurrency,
-                 ", draining" if self.config.drain else "", self.lease)
+        log.info("runner %s: %d executor(s)%s, lease %.1f s, runs execute %s", self.worker,
+                 self.config.concurrency, ", draining" if self.config.drain else "", self.lease,
+                 "on connections logged in as their owners" if self.config.connect_as_owner
+                 else "with SET ROLE on the runner's connections")
         handlers = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGTERM, signal.SIGINT):
@@ -440,6 +479,8 @@ class Runner:
             self.wakeups.wake()
             for executor in self.executors:
                 executor.join()
+            if self.pools is not None:
+                self.pools.close()
             control.farewell()
             control.close()
             self.observer.close()

@@ -140,3 +140,22 @@ SELECT jobledger.report_progress(%(run)s, %(attempt)s, %(worker)s, %(rows_writte
 
 -- name: complete_run_snapshot
 SELECT jobledger.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
+
+-- ---- --connect-as-owner (runner.owners): on the job owner's connection ----
+
+-- name: attach_run
+-- Before the run's transaction, in one of its own: this backend executes the run.
+SELECT jobledger.attach_run(%(run)s, %(attempt)s, %(worker)s)
+
+-- name: complete_attached_run
+SELECT jobledger.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
+
+-- name: complete_attached_run_snapshot
+SELECT jobledger.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
+
+-- name: emit_attached_output
+SELECT jobledger.emit_attached_output(%(run)s, %(attempt)s, %(worker)s, %(name)s, %(content_type)s, %(data)s,
+                                      %(parents)s::uuid[]) AS id
+
+-- name: lock_attached_run
+SELECT jobledger.lock_attached_run(%(run)s, %(attempt)s, %(worker)s)
