@@ -61,6 +61,7 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from typing import Callable
 
 import psycopg
@@ -72,6 +73,10 @@ log = logging.getLogger("jobledger.runner")
 # Idle connections kept per owner, and in all (the least recently used go first).
 IDLE_PER_OWNER = 2
 IDLE_TOTAL = 32
+# An idle connection older than this is checked (one empty query) before use:
+# its backend may have gone meanwhile (a server restart, a termination), and
+# a run should not spend an attempt finding that out.
+CHECK_AFTER = 1.0
 
 
 class Pools:
@@ -79,24 +84,30 @@ class Pools:
 
     ``connect(owner)`` opens a new one.  A connection is taken by one executor
     for one run and given back after its session was reset; a closed or
-    broken one is dropped."""
+    broken one is dropped; one idle for more than CHECK_AFTER seconds is
+    checked before it is handed out."""
 
     def __init__(self, connect: Callable[[str], psycopg.Connection], idle_per_owner: int = IDLE_PER_OWNER,
                  idle_total: int = IDLE_TOTAL) -> None:
         self._connect = connect
-        self._idle: collections.OrderedDict[str, list[psycopg.Connection]] = collections.OrderedDict()
+        # owner -> [(connection, when it was given back)], the most recent last.
+        self._idle: collections.OrderedDict[str, list[tuple[psycopg.Connection, float]]] = \
+            collections.OrderedDict()
         self._lock = threading.Lock()
         self.idle_per_owner = idle_per_owner
         self.idle_total = idle_total
 
     def acquire(self, owner: str) -> psycopg.Connection:
-        with self._lock:
-            idle = self._idle.get(owner)
-            while idle:
-                conn = idle.pop()
-                if not (conn.closed or conn.broken):
-                    self._idle.move_to_end(owner)
-                    return conn
+        while True:
+            with self._lock:
+                idle = self._idle.get(owner)
+                if not idle:
+                    break
+                conn, since = idle.pop()
+            if conn.closed or conn.broken:
+                continue
+            if time.monotonic() - since < CHECK_AFTER or _alive(conn):
+                return conn
         return self._connect(owner)
 
     def release(self, owner: str, conn: psycopg.Connection) -> None:
@@ -110,10 +121,10 @@ class Pools:
             if len(idle) >= self.idle_per_owner:
                 evicted.append(conn)
             else:
-                idle.append(conn)
+                idle.append((conn, time.monotonic()))
             while sum(len(c) for c in self._idle.values()) > self.idle_total:
                 oldest, conns = next(iter(self._idle.items()))
-                evicted.append(conns.pop(0))
+                evicted.append(conns.pop(0)[0])
                 if not conns:
                     del self._idle[oldest]
         for extra in evicted:
@@ -121,7 +132,7 @@ class Pools:
 
     def close(self) -> None:
         with self._lock:
-            idle = [conn for conns in self._idle.values() for conn in conns]
+            idle = [conn for conns in self._idle.values() for conn, _ in conns]
             self._idle.clear()
         for conn in idle:
             conn.close()
@@ -157,3 +168,14 @@ def execute_run(ledger: psycopg.Connection, pools: Pools, run: claim.ClaimedRun,
     finally:
         using(None)
         pools.release(run.owner, conn)
+
+
+def _alive(conn: psycopg.Connection) -> bool:
+    """Whether a pooled connection still has its backend (one cheap round trip).
+    A dead one is closed, so the pool drops it."""
+    try:
+        conn.execute(b"")
+        return True
+    except psycopg.Error:
+        conn.close()
+        return False
