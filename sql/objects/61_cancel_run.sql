@@ -59,7 +59,7 @@ BEGIN
            FROM pg_catalog.pg_stat_activity AS a
           WHERE a.pid = current.backend_pid
             AND a.backend_start = current.backend_start
-            AND a.application_name = 'jobledger run ' || cancel_run.run::text;
+            AND a.application_name = jobledger.run_application_name(cancel_run.run);
     END IF;
     RETURN true;
 END

@@ -59,6 +59,7 @@ PUBLIC_FUNCTIONS = {
     "jobledger.outcome_value(jsonb)",
     "jobledger.calling_role()",
     "jobledger.denied_dependencies(name,jsonb)",
+    "jobledger.run_application_name(uuid)",
 }
 
 

@@ -298,8 +298,8 @@ def _execute_in_background(conn: psycopg.Connection, run: uuid.UUID, application
     def work() -> None:
         try:
             with conn.transaction():
-                conn.execute("SELECT set_config('application_name', %s, true)",
-                             (application_name or f"jobledger run {run}",))
+                conn.execute("SELECT set_config('application_name',"
+                             " coalesce(%s, jobledger.run_application_name(%s)), true)", (application_name, run))
                 conn.execute("INSERT INTO public.dest SELECT 1 FROM pg_sleep(30)")
                 conn.execute("SELECT jobledger.complete_run(%s, 1, %s, 1)", (run, WORKER))
         except psycopg.Error as exc:

@@ -119,8 +119,9 @@ def out_rows(conn: psycopg.Connection) -> list[int]:
 def executing(conn: psycopg.Connection, run: uuid.UUID) -> bool:
     """The run's backend is in the middle of its statement."""
     return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = %s AND state = 'active'"
-        " AND query LIKE 'INSERT%%') AS busy", (f"jobledger run {run}",)).fetchone()["busy"]
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = jobledger.run_application_name(%s)"
+        " AND state = 'active'"
+        " AND query LIKE 'INSERT%%') AS busy", (run,)).fetchone()["busy"]
 
 
 def attempts(conn: psycopg.Connection, run: uuid.UUID) -> list[tuple]:

@@ -57,14 +57,6 @@ class ClaimedRun:
         key = row["primary_key"]
         return cls(**{**row, "primary_key": tuple(key) if key is not None else None})
 
-    @property
-    def application_name(self) -> str:
-        """What the executing backend shows in pg_stat_activity during the run.
-
-        cancel_run and reconcile_orphaned match on it before signalling a
-        backend, so it must stay exactly ``jobledger run <uuid>``."""
-        return f"jobledger run {self.id}"
-
 
 @dataclasses.dataclass(frozen=True)
 class Unreadable:

@@ -210,7 +210,7 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
                 "owner": run.owner,
                 "timeout_ms": str(run.timeout_ms or 0),
                 "search_path": preflight.TEMPLATE_SEARCH_PATH,
-                "application_name": run.application_name,
+                "run": run.id,
             })
             for step in steps:
                 pipeline.send(step.as_bytes(conn))

@@ -346,7 +346,7 @@ def _run_context(conn: psycopg.Connection, run: claim.ClaimedRun) -> None:
         "owner": run.owner,
         "timeout_ms": str(run.timeout_ms or 0),
         "search_path": preflight.TEMPLATE_SEARCH_PATH,
-        "application_name": run.application_name,
+        "run": run.id,
     })
 
 

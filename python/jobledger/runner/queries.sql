@@ -33,12 +33,13 @@ SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql,
 -- name: run_context
 -- The start of a run's transaction: everything LOCAL, so it ends with it.
 -- The job owner's role; its timeout (0: none); the search_path the template
--- was checked with; and the run's id in application_name, which is how
--- cancel_run and reconcile_orphaned know this backend executes this run.
+-- was checked with; and the run's application_name (a digest of its id),
+-- which is how cancel_run and reconcile_orphaned know this backend executes
+-- this run.
 SELECT pg_catalog.set_config('role', %(owner)s, true),
        pg_catalog.set_config('statement_timeout', %(timeout_ms)s, true),
        pg_catalog.set_config('search_path', %(search_path)s, true),
-       pg_catalog.set_config('application_name', %(application_name)s, true)
+       pg_catalog.set_config('application_name', jobledger.run_application_name(%(run)s), true)
 
 -- name: describe_context
 -- Finding the columns a run's query produces: parsed (never executed) as the
