@@ -315,12 +315,12 @@ SELECT coalesce(pg_catalog.jsonb_agg(dep ORDER BY dep::text), '[]')::text AS dep
           LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = deps.refobjsubid
                                              AND deps.refobjsubid > 0
         UNION
-        SELECT pg_catalog.jsonb_build_object('function', pg_catalog.format('%I.%I(%s)', n.nspname, p.proname,
-                                             pg_catalog.pg_get_function_identity_arguments(p.oid)))
+        -- regprocedure's text reads back with to_regprocedure under the
+        -- search_path submit_job pins (this one): qualified when not on it.
+        SELECT pg_catalog.jsonb_build_object('function', p.oid::pg_catalog.regprocedure::pg_catalog.text)
           FROM deps
           JOIN pg_catalog.pg_proc p ON deps.refclassid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-                                   AND p.oid = deps.refobjid
-          JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace) AS all_deps
+                                   AND p.oid = deps.refobjid) AS all_deps
 """
 
 # What of those the owner ($1) may not use: the one rule, shared with submit_job.
