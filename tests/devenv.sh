@@ -10,13 +10,19 @@
 # The private cluster keeps its data in .pgdata/ under the checkout (ignored
 # by git), listens on its own port and socket directory, and runs as the
 # `postgres` OS user when this script runs as root (initdb refuses root).
+#
+# Its port: JOBLEDGER_TEST_PORT when set (every time: a cluster running on
+# another port is restarted on this one); otherwise the port recorded in
+# .pgdata/port by the last start; otherwise the first free port from 55432
+# up, so that a second checkout on the same machine picks another.  `start`
+# says which port it uses and records it; `env` prints it.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 PG_CONFIG=${PG_CONFIG:-pg_config}
 venv=$top/.venv
 pgdata=$top/.pgdata
-port=${JOBLEDGER_TEST_PORT:-55432}
+port_file=$pgdata/port
 
 say() { printf 'devenv: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
@@ -102,7 +108,41 @@ as_postgres() {
     fi
 }
 
+# Whether nothing listens on 127.0.0.1:$1 (the cluster's only TCP address).
+port_free() {
+    python3 -c 'import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)' "$1"
+}
+
+# The port the private cluster uses (see the top of this file).
+cluster_port() {
+    if [ -n "${JOBLEDGER_TEST_PORT:-}" ]; then
+        [[ "$JOBLEDGER_TEST_PORT" =~ ^[0-9]+$ ]] || die "JOBLEDGER_TEST_PORT=$JOBLEDGER_TEST_PORT is not a port number"
+        echo "$JOBLEDGER_TEST_PORT"
+    elif [ -s "$port_file" ]; then
+        cat "$port_file"
+    else
+        local candidate=55432
+        until port_free "$candidate"; do
+            candidate=$((candidate + 1))
+            [ "$candidate" -lt 55532 ] || die "no free port in 55432-55531: set JOBLEDGER_TEST_PORT"
+        done
+        echo "$candidate"
+    fi
+}
+
+# The port the running private cluster listens on (postmaster.pid, line 4).
+running_port() {
+    sed -n 4p "$pgdata/data/postmaster.pid" 2>/dev/null
+}
+
 cluster_env() {
+    local port
+    port=$(cluster_port)
     printf 'PGHOST=%s\nPGPORT=%s\nPGUSER=%s\nPGDATABASE=postgres\n' \
         "$pgdata/socket" "$port" "$(cluster_superuser)"
 }
@@ -117,8 +157,9 @@ start() {
         say "using the server PG* names"
         return 0
     fi
-    local bindir
+    local bindir port
     bindir=$(pg_bindir)
+    port=$(cluster_port)
     if [ "$(id -u)" = 0 ]; then
         # The cluster runs as postgres: it must reach the data directory.
         runuser -u postgres -- test -x "$top" ||
@@ -134,7 +175,7 @@ start() {
         cat >>"$pgdata/data/postgresql.conf" <<EOF
 # jobledger's private test cluster
 listen_addresses = '127.0.0.1'
-port = $port
+# the port is given at every start (pg_ctl -o -p): see tests/devenv.sh
 unix_socket_directories = '$pgdata/socket'
 max_connections = 200
 shared_buffers = 256MB
@@ -146,12 +187,20 @@ log_min_messages = warning
 EOF
     fi
     if as_postgres "$bindir/pg_ctl" -D "$pgdata/data" status >/dev/null 2>&1; then
-        say "private cluster already running on port $port"
-    else
-        say "starting the private cluster on port $port"
-        as_postgres "$bindir/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -w -t 60 start >/dev/null ||
-            { tail -n 20 "$pgdata/server.log" >&2; die "the private cluster did not start"; }
+        if [ "$(running_port)" = "$port" ]; then
+            say "private cluster already running on port $port"
+            echo "$port" >"$port_file"
+            return 0
+        fi
+        say "private cluster running on port $(running_port): restarting it on port $port"
+        as_postgres "$bindir/pg_ctl" -D "$pgdata/data" -m fast -w stop >/dev/null
     fi
+    port_free "$port" ||
+        die "port $port is taken by another server: set JOBLEDGER_TEST_PORT to a free port (or unset it to pick one)"
+    say "starting the private cluster on port $port"
+    as_postgres "$bindir/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -o "-p $port" -w -t 60 start >/dev/null ||
+        { tail -n 20 "$pgdata/server.log" >&2; die "the private cluster did not start on port $port"; }
+    echo "$port" >"$port_file"
 }
 
 stop() {

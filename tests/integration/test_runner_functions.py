@@ -77,7 +77,7 @@ def test_claim_order_is_priority_then_due_then_age(db, job) -> None:
 
 def test_claim_reports_mode_timeout_and_merge_key(db) -> None:
     db.execute("CREATE TABLE public.keyed (b text, a integer, v integer, PRIMARY KEY (a, b))")
-    with db.transaction():  # the job's current_version check is deferred to the commit
+    with db.transaction():  # a restore-like insert: the job, then its version
         db.execute("INSERT INTO jobledger.job (name, current_version) VALUES ('m', 1)")
         db.execute("""INSERT INTO jobledger.job_version (job, version, query, destination, mode, timeout)
                       VALUES ('m', 1, 'SELECT 1 AS a', 'public.keyed', 'merge', '2.5 seconds')""")
