@@ -16,8 +16,10 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" sql/job
 PKGLIBDIR := $(shell $(PG_CONFIG) --pkglibdir)
 
 # The Python package and its server-side dependencies live in a directory
-# the extension owns, one subdirectory per version, so that sessions still on
-# the old version keep working until ALTER EXTENSION ... UPDATE.
+# the extension owns: <version> is a symlink to a complete install, swapped in
+# one rename by plpython/install_package.py, so that no session sees a
+# half-installed package, and sessions still on the old version keep working
+# until ALTER EXTENSION ... UPDATE.
 PYTHON_LIBDIR ?= $(PKGLIBDIR)/jobledger
 # The interpreter plpython3u is linked against (see plpython/interpreter.sh).
 PLPYTHON ?= $(shell plpython/interpreter.sh $(PG_CONFIG))
@@ -54,15 +56,10 @@ uninstall: uninstall-python
 install-python:
 	@test -n '$(PLPYTHON)' || { echo "cannot find the Python plpython3u uses: install postgresql-plpython3-<major> or set PLPYTHON" >&2; exit 1; }
 	@$(PLPYTHON) -m pip --version >/dev/null 2>&1 || { echo "$(PLPYTHON) has no pip: install python3-pip" >&2; exit 1; }
-	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION).new'
-	$(PLPYTHON) -m pip install --quiet --disable-pip-version-check --no-cache-dir --root-user-action=ignore \
-	    --no-warn-script-location --target '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION).new' ./python
-	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)'
-	mv '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION).new' '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)'
-	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)/bin'
+	$(PLPYTHON) plpython/install_package.py install '$(DESTDIR)$(PYTHON_LIBDIR)' '$(EXTVERSION)' ./python
 
 uninstall-python:
-	rm -rf '$(DESTDIR)$(PYTHON_LIBDIR)/$(EXTVERSION)'
+	python3 plpython/install_package.py uninstall '$(DESTDIR)$(PYTHON_LIBDIR)' '$(EXTVERSION)'
 	-rmdir '$(DESTDIR)$(PYTHON_LIBDIR)' 2>/dev/null
 
 # ---- developer targets --------------------------------------------------
