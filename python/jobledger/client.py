@@ -9,7 +9,9 @@ Client side (the ``client`` extra: psycopg and pyarrow)::
     table = jl.result("dbname=app", run)              # pyarrow.Table (destination result)
 
 Each function takes a psycopg connection or a connection string (then opens
-and closes a connection of its own).  Errors are the database's
+and closes a connection of its own, which never prepares statements, so it
+works through a pooler in transaction mode; a connection you pass in for
+that needs ``prepare_threshold=None``).  Errors are the database's
 (``psycopg.Error``, with the jobledger category in its DETAIL; see
 ``jobledger.errors.category_of_detail``) or ``TimeoutError`` from ``wait``.
 """
@@ -40,7 +42,11 @@ def _connection(conn_or_dsn: Connectable) -> Iterator[psycopg.Connection]:
     if isinstance(conn_or_dsn, psycopg.Connection):
         yield conn_or_dsn
         return
-    with psycopg.connect(conn_or_dsn, autocommit=True) as conn:
+    # No server-side prepared statements: behind a pooler in transaction mode
+    # (pgbouncer pool_mode = transaction) the next transaction may run on
+    # another backend, where a statement psycopg prepared (after 5 executions,
+    # e.g. wait's polls) does not exist, or one of that name already does.
+    with psycopg.connect(conn_or_dsn, autocommit=True, prepare_threshold=None) as conn:
         yield conn
 
 

@@ -23,10 +23,11 @@ def start_runner(db: psycopg.Connection, tmp_path: pathlib.Path) -> Iterator[Cal
     """Starts runner processes on the test database; all killed at the end."""
     started: list[runnertools.Runner] = []
 
-    def start(*args: str, worker: str | None = None, user: str | None = None) -> runnertools.Runner:
+    def start(*args: str, worker: str | None = None, user: str | None = None,
+              dsn: str | None = None) -> runnertools.Runner:
         name = worker or f"runner-{len(started)}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-        runner = runnertools.Runner(["--dsn", runnertools.dsn(db, user=user), "--worker-id", name,
+        runner = runnertools.Runner(["--dsn", dsn or runnertools.dsn(db, user=user), "--worker-id", name,
                          "--log-level", "debug", *args], tmp_path / f"{name}.log", env)
         started.append(runner)
         return runner

@@ -106,8 +106,10 @@ def connect(dsn: str | None, need: tuple[int, ...] = (0, 4, 0)) -> psycopg.Conne
     jobledger ``need`` or later; json and jsonb values loaded by exact_json
     (a parameter of 5,000 digits is printed, not a traceback)."""
     try:
+        # prepare_threshold=None: no server-side prepared statements, which a
+        # pooler in transaction mode would lose or mix up (`runs --watch` polls).
         conn = psycopg.connect(conninfo(dsn), autocommit=True, row_factory=rows.dict_row,
-                               application_name="jobledger cli")
+                               application_name="jobledger cli", prepare_threshold=None)
     except psycopg.OperationalError as exc:
         first = (str(exc).strip().splitlines() or ["no details"])[0]
         raise CliError("connection_failed", f"cannot connect to the database: {first}") from None

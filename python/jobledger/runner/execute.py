@@ -222,7 +222,7 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
             if claim_next:  # in the same transaction: one commit for both
                 pipeline.send(queries.pipelined("claim_runs"), {"worker": worker, "max_runs": 1})
             pipeline.send(b"COMMIT")
-            for statement in session.RESET:  # after the COMMIT: what the job left in the session goes
+            for statement in session.reset_statements(conn):  # after the COMMIT: what the job left in the session goes
                 pipeline.send(statement)
             results = pipeline.sync()
     except BaseException:

@@ -66,7 +66,7 @@ from typing import Callable
 
 import psycopg
 
-from jobledger.runner import claim, execute, queries, session
+from jobledger.runner import claim, execute, pooling, queries, session
 
 log = logging.getLogger("jobledger.runner")
 
@@ -87,9 +87,14 @@ class Pools:
     broken one is dropped; one idle for more than CHECK_AFTER seconds is
     checked before it is handed out."""
 
-    def __init__(self, connect: Callable[[str], psycopg.Connection], idle_per_owner: int = IDLE_PER_OWNER,
+    def __init__(self, connect: Callable[[str], psycopg.Connection],
+                 probe: Callable[[str], None] | None = None, idle_per_owner: int = IDLE_PER_OWNER,
                  idle_total: int = IDLE_TOTAL) -> None:
         self._connect = connect
+        # Checks an owner's connections before the first is used (runner.pooling:
+        # a pooler may put one user in transaction mode); raises to refuse.
+        self._probe = probe
+        self._probed: set[str] = set()
         # owner -> [(connection, when it was given back)], the most recent last.
         self._idle: collections.OrderedDict[str, list[tuple[psycopg.Connection, float]]] = \
             collections.OrderedDict()
@@ -108,6 +113,10 @@ class Pools:
                 continue
             if time.monotonic() - since < CHECK_AFTER or _alive(conn):
                 return conn
+        if self._probe is not None and owner not in self._probed:
+            self._probe(owner)
+            with self._lock:
+                self._probed.add(owner)
         return self._connect(owner)
 
     def release(self, owner: str, conn: psycopg.Connection) -> None:
@@ -144,9 +153,14 @@ def execute_run(ledger: psycopg.Connection, pools: Pools, run: claim.ClaimedRun,
     """Execute ``run``, claimed on ``ledger``, on a connection of its owner.
 
     ``using`` is told the connection the run executes on (then None), so
-    that a shutdown can cancel its query.  Never claims the next run."""
+    that a shutdown can cancel its query.  Never claims the next run.
+    Raises pooling.TransactionPooling, the run released, if the owner's
+    connections go through a pooler in transaction mode."""
     try:
         conn = pools.acquire(run.owner)
+    except pooling.TransactionPooling:
+        execute.release(ledger, run, worker)
+        raise
     except psycopg.OperationalError as exc:
         # No such login (not in jobledger_owners, no pg_ident.conf line yet),
         # or the server is going away: another attempt may well succeed.

@@ -50,7 +50,7 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 
 import jobledger
-from jobledger.runner import claim, execute, faults, listen, observe, owners, presence, queries, session
+from jobledger.runner import claim, execute, faults, listen, observe, owners, pooling, presence, queries, session
 
 log = logging.getLogger("jobledger.runner")
 
@@ -246,6 +246,11 @@ class Executor(threading.Thread):
                         self.conn, run, runner.worker, columns=runner.columns,
                         backoff=runner.config.retry_backoff, releasing=runner.releasing.is_set,
                         claim_next=claim_next)
+            except pooling.TransactionPooling as exc:
+                # An owner's pool (--connect-as-owner): the run went back to
+                # pending; the runner cannot go on as configured.
+                runner.fail(str(exc))
+                result = execute.Result(execute.Outcome.RELEASED)
             except execute.ConnectionLost as lost:
                 log.warning("run %s: lost the connection (%s)", run.id, lost.failure.error)
                 assert self.conn is not None
@@ -297,6 +302,15 @@ class Executor(threading.Thread):
             return execute.Outcome.FENCED
 
 
+def _pin(conn: psycopg.Connection, extra: tuple[tuple[str, str], ...]) -> None:
+    """session.pin, closing ``conn`` if that fails."""
+    try:
+        session.pin(conn, extra)
+    except BaseException:
+        conn.close()
+        raise
+
+
 class Runner:
     """A runner process: ``run()`` returns when drained or shut down."""
 
@@ -315,24 +329,29 @@ class Runner:
         self.presence = presence.Presence(self)
         self.failed: str | None = None  # why the runner could not go on
         self._restarts: list[float] = []  # when executors were restarted
-        self.pools = owners.Pools(self.connect_owner) if config.connect_as_owner else None
+        self.pools = owners.Pools(self.connect_owner, self.probe_owner) if config.connect_as_owner else None
 
     # ---- connections ----------------------------------------------------
 
-    def connect(self, application_name: str, executor: bool = False) -> psycopg.Connection:
+    def connect(self, application_name: str, executor: bool = False, pin: bool = True) -> psycopg.Connection:
         """A connection with the standard libpq settings (PG*, --dsn, DATABASE_URL)
         and the settings the runner pins (runner.session).
 
         An executor's connection also stops the query of a client that died
         within ``check_interval`` (otherwise a kill -9'd runner's query runs
         on to its end), and never prepares statements (session.RESET would
-        drop them under psycopg's feet)."""
+        drop them under psycopg's feet).  ``pin``: make sure the pinned
+        settings are in effect (session.pin; not on the pooling probe's
+        connections, which must leave no session state behind)."""
         extra = (("client_connection_check_interval", self.config.check_interval),) if executor else ()
-        return psycopg.connect(self.config.conninfo, autocommit=True, application_name=application_name[:63],
+        conn = psycopg.connect(self.config.conninfo, autocommit=True, application_name=application_name[:63],
                                prepare_threshold=None if executor else 5,
                                **session.connect_kwargs(self.config.conninfo, extra))
+        if pin:
+            _pin(conn, extra)
+        return conn
 
-    def connect_owner(self, owner: str) -> psycopg.Connection:
+    def connect_owner(self, owner: str, pin: bool = True) -> psycopg.Connection:
         """A connection logged in as ``owner`` (runner.owners): the runner's
         conninfo with ``user`` replaced and no password (the server must let
         the runner in as its job owners by peer or cert, with a user name map),
@@ -343,8 +362,18 @@ class Runner:
         params["user"] = owner
         conninfo = pg_conninfo.make_conninfo(**params)
         extra = (("client_connection_check_interval", self.config.check_interval),)
-        return psycopg.connect(conninfo, autocommit=True, application_name=f"jobledger exec {self.worker}"[:63],
+        conn = psycopg.connect(conninfo, autocommit=True, application_name=f"jobledger exec {self.worker}"[:63],
                                prepare_threshold=None, **session.connect_kwargs(conninfo, extra))
+        if pin:
+            _pin(conn, extra)
+        return conn
+
+    def probe_owner(self, owner: str) -> None:
+        """Refuse an owner whose connections go through transaction pooling
+        (runner.pooling; the pooler may set pool_mode per user)."""
+        params = pg_conninfo.conninfo_to_dict(self.config.conninfo)
+        pooling.refuse(lambda: self.connect_owner(owner, pin=False), owner, params.get("dbname"),
+                       whose=f'the connections logged in as the job owner "{owner}"')
 
     def sleep(self, seconds: float) -> None:
         """Sleep before a retry; a stop cuts it short (but a stopping runner
@@ -357,6 +386,14 @@ class Runner:
     def check_server(self) -> None:
         """Refuse to start without a database that has jobledger 0.3.0 or later."""
         try:
+            with self.connect(f"jobledger check {self.worker}", pin=False) as conn:
+                user, dbname = conn.info.user, conn.info.dbname
+            # Before any connection sets anything: behind transaction pooling a
+            # SET would stay on a server backend that other clients then get.
+            try:
+                pooling.refuse(lambda: self.connect(f"jobledger probe {self.worker}", pin=False), user, dbname)
+            except pooling.TransactionPooling as exc:
+                raise StartupError(str(exc), "transaction_pooling") from None
             with self.connect(f"jobledger check {self.worker}") as conn:
                 row = conn.execute(queries.get("extension_version")).fetchone()
                 if row is None:

@@ -15,6 +15,27 @@ SELECT e.extversion
 SELECT coalesce(nullif(pg_catalog.current_setting('jobledger.lease', true), ''),
                 '1 minute')::interval AS lease
 
+-- name: backend_identity
+-- The server backend this statement ran on (runner.pooling): a connection of
+-- its own has one backend for its whole life; behind a pooler in transaction
+-- mode, consecutive transactions may run on different ones.
+SELECT a.pid, a.backend_start
+  FROM pg_catalog.pg_stat_activity AS a
+ WHERE a.pid = pg_catalog.pg_backend_pid()
+
+-- name: pinned_by_startup
+-- Whether the settings of the startup packet's options reached the server
+-- (runner.session.pin): extra_float_digits is pinned there and set by
+-- nothing else (a pooler that drops "options" leaves it at its default).
+SELECT s.source = 'client' AS pinned
+  FROM pg_catalog.pg_settings AS s
+ WHERE s.name = 'extra_float_digits'
+
+-- name: pin_setting
+-- A pinned setting, when the startup packet could not carry it
+-- (runner.session.pin; a psycopg.sql template: name and value are composed).
+SET {name} = {value}
+
 -- name: listen
 LISTEN jobledger_runs
 

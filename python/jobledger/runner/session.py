@@ -38,6 +38,14 @@ It also deallocates every prepared statement: executor connections
 therefore never let psycopg prepare statements (``prepare_threshold =
 None``), or psycopg would execute ones that are gone.  The LISTEN
 connection (runner.listen) is another connection and is never reset.
+
+Behind a pooler.  pgbouncer refuses a startup packet with ``options``
+unless told ``ignore_startup_parameters = options``, and then drops them.
+``pin`` notices that (extra_float_digits did not come from the client) and
+pins the same settings with ``SET`` instead, and ``reset_statements`` sets
+them again after every ``RESET`` (whose ``RESET ALL`` would undo them).
+Only on a connection of its own (a session-mode pool, runner.pooling): in
+transaction mode a SET would stay on a server backend other clients get.
 """
 
 from __future__ import annotations
@@ -45,10 +53,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import weakref
 
 import psycopg
 from psycopg import conninfo as pg_conninfo
-from psycopg import pq
+from psycopg import pq, sql
+
+from jobledger.runner import queries
 
 log = logging.getLogger("jobledger.runner")
 
@@ -92,6 +103,32 @@ def connect_kwargs(conninfo: str, extra: tuple[tuple[str, str], ...] = ()) -> di
     return {"options": f"{given} {pinned}".strip(), "client_encoding": CLIENT_ENCODING}
 
 
+# Connections whose pins did not come with the startup packet: the SETs that
+# pin them, run again after each RESET.
+_pinned_by_set: weakref.WeakKeyDictionary[psycopg.Connection, tuple[bytes, ...]] = weakref.WeakKeyDictionary()
+
+
+def pin(conn: psycopg.Connection, extra: tuple[tuple[str, str], ...] = ()) -> None:
+    """Make sure PINNED (and ``extra``) are in effect on ``conn``, which was
+    opened with ``connect_kwargs``: if a pooler dropped the startup packet's
+    options, SET them now and after every RESET (see the module's notes)."""
+    with conn.cursor() as cur:
+        found = cur.execute(queries.get("pinned_by_startup")).fetchone()
+    if found is not None and found[0]:
+        return
+    template = sql.SQL(queries.get("pin_setting"))
+    statements = tuple(template.format(name=sql.Identifier(name), value=sql.Literal(value)).as_bytes(conn)
+                       for name, value in (*PINNED, *extra))
+    log.debug("the server did not get the startup options (a pooler dropped them?): pinning with SET")
+    conn.execute(b"; ".join(statements))
+    _pinned_by_set[conn] = statements
+
+
+def reset_statements(conn: psycopg.Connection) -> tuple[bytes, ...]:
+    """RESET, then what pins ``conn``'s settings again if ``pin`` had to SET them."""
+    return RESET + _pinned_by_set.get(conn, ())
+
+
 def reset(conn: psycopg.Connection) -> None:
     """``RESET`` on ``conn``, between two runs (see the module's notes).
 
@@ -103,7 +140,7 @@ def reset(conn: psycopg.Connection) -> None:
     try:
         if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
             conn.execute(b"ROLLBACK")
-        conn.execute(b"; ".join(RESET))  # one round trip: no parameters, the simple protocol
+        conn.execute(b"; ".join(reset_statements(conn)))  # one round trip: no parameters, the simple protocol
     except psycopg.Error as exc:
         log.warning("cannot reset the session (%s); closing the connection", str(exc).strip())
         conn.close()
