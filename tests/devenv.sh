@@ -69,6 +69,8 @@ deps() {
     plpy=$(plpython_interpreter) || die "cannot find the Python that plpython3u is linked against"
     "$plpy" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    # A real pooler in front of the cluster (tests/runner/test_poolers.py).
+    command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
 
     # The venv: pinned client and test dependencies (python/constraints.txt
     # pins every transitive package).  Rebuilt only when the pins change.

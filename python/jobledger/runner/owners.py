@@ -18,7 +18,10 @@ lets the runner's OS user (or certificate) log in as them (README "The
 runner").  Connections are the runner's conninfo with ``user=<owner>`` (and
 no password), pinned like every runner connection (runner.session), and are
 kept in a small pool per owner (``Pools``), reset after every run
-(``session.RESET``) like the executor's own.
+(``session.RESET``) like the executor's own.  Before the first connection of
+an owner, ``Pools`` probes that owner's connections for transaction pooling
+(runner.pooling: pgbouncer may set pool_mode per user); if found, the run is
+released and the runner stops (exit 1) with the advice.
 
 What stays on the runner's connection (the ``ledger``): claiming, heartbeats,
 ``fail_run``, ``release_run``, presence and the lake settings.  Those need
