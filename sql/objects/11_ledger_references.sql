@@ -18,7 +18,7 @@ AS $$
 BEGIN
     -- FOR KEY SHARE: a drop_job in progress waits for this run, then sees it.
     PERFORM FROM jobledger.job_version AS v WHERE v.job = NEW.job AND v.version = NEW.job_version FOR KEY SHARE;
-    IF NOT FOUND AND pg_catalog.current_query() !~* '^\s*copy\s' THEN
+    IF NOT FOUND AND pg_catalog.current_query() !~* '^[[:space:]]*copy[[:space:]]' THEN
         RAISE EXCEPTION 'job % has no version %', NEW.job, NEW.job_version
             USING ERRCODE = 'foreign_key_violation',
                   HINT = 'The job was dropped meanwhile.';
