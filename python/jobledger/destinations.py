@@ -29,7 +29,7 @@ when it is one of these.
 
 from __future__ import annotations
 
-import dataclasses
+import collections
 import posixpath
 
 from jobledger import errors
@@ -42,19 +42,17 @@ _PARQUET_OPTIONS = {"create_if_missing"}
 _TRUE = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 
 
-@dataclasses.dataclass(frozen=True)
-class Table:
+class Table(collections.namedtuple("Table", "name")):
     """A table destination (looked up by preflight)."""
 
-    name: str
-
+    __slots__ = ()
     kind = "table"
 
 
-@dataclasses.dataclass(frozen=True)
-class Result:
+class Result(collections.namedtuple("Result", "")):
     """The run keeps its result as an output."""
 
+    __slots__ = ()
     kind = "result"
 
     @property
@@ -62,13 +60,10 @@ class Result:
         return RESULT
 
 
-@dataclasses.dataclass(frozen=True)
-class Parquet:
+class Parquet(collections.namedtuple("Parquet", "root create_if_missing", defaults=(False,))):
     """A Parquet dataset in directory ``root``."""
 
-    root: str
-    create_if_missing: bool = False
-
+    __slots__ = ()
     kind = "parquet"
 
     @property

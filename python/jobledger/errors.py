@@ -8,7 +8,6 @@ that only look at SQLSTATEs still get a fitting class.
 
 from __future__ import annotations
 
-import dataclasses
 
 # category -> SQLSTATE.  Categories are stable names; add, never rename.
 SQLSTATES: dict[str, str] = {
@@ -50,21 +49,29 @@ SQLSTATES: dict[str, str] = {
 DETAIL_PREFIX = "category: "
 
 
-@dataclasses.dataclass
 class JobledgerError(Exception):
     """A rejection with a clear message, a category and optional detail lines.
 
-    Not frozen: Python itself sets attributes such as ``__traceback__`` and
-    ``__notes__`` on exceptions in flight."""
+    A plain class, not a dataclass: it is imported by every session's first
+    submit_job, and importing dataclasses costs more than the rest."""
 
-    category: str
-    message: str
-    detail: str | None = None
-    hint: str | None = None
+    def __init__(self, category: str, message: str, detail: str | None = None, hint: str | None = None) -> None:
+        if category not in SQLSTATES:
+            raise ValueError(f"unknown error category {category!r}")
+        super().__init__(category, message, detail, hint)
+        self.category = category
+        self.message = message
+        self.detail = detail
+        self.hint = hint
 
-    def __post_init__(self) -> None:
-        if self.category not in SQLSTATES:
-            raise ValueError(f"unknown error category {self.category!r}")
+    def __repr__(self) -> str:
+        return (f"JobledgerError(category={self.category!r}, message={self.message!r}, "
+                f"detail={self.detail!r}, hint={self.hint!r})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobledgerError) and self.args == other.args
+
+    __hash__ = Exception.__hash__
 
     def __str__(self) -> str:
         return self.message

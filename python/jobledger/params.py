@@ -48,8 +48,8 @@ text, may take at most ``MAX_VALUE_BYTES`` bytes of UTF-8.
 
 from __future__ import annotations
 
+import collections
 import collections.abc
-import dataclasses
 import datetime
 import decimal
 import json
@@ -95,20 +95,30 @@ _UUID_RE = re.compile(
 )
 
 
-@dataclasses.dataclass(frozen=True)
 class NonFinite:
     """A NaN or Infinity token met while decoding JSON, kept so the error can
-    name the parameter that holds it."""
+    name the parameter that holds it.  Not a tuple: values that are tuples
+    are arrays."""
 
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NonFinite) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(("NonFinite", self.text))
+
+    def __repr__(self) -> str:
+        return f"NonFinite({self.text!r})"
 
 
-@dataclasses.dataclass(frozen=True)
-class ParamType:
+class ParamType(collections.namedtuple("ParamType", "base is_array", defaults=(False,))):
     """A declared type: one of ``SCALAR_TYPES``, or an array of one."""
 
-    base: str
-    is_array: bool = False
+    __slots__ = ()
 
     @property
     def name(self) -> str:
@@ -118,29 +128,23 @@ class ParamType:
         return self.name
 
 
-@dataclasses.dataclass(frozen=True)
-class Declaration:
-    """One parameter.  ``type`` is None for an untyped scalar (no declarations).
+class Declaration(collections.namedtuple("Declaration", "name type nullable has_default default description",
+                                         defaults=(False, False, None, None))):
+    """One parameter: name, type (None for an untyped scalar, when the job
+    declares none), nullable, has_default, default, description.
 
     ``default`` holds the normalised default (as ``BoundValue.value``) and is
     meaningful only when ``has_default``; a default may be None (SQL NULL).
     """
 
-    name: str
-    type: ParamType | None
-    nullable: bool = False
-    has_default: bool = False
-    default: object = None
-    description: str | None = None
+    __slots__ = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Declarations:
-    """All parameters of a job, sorted by name.  ``typed`` is False when the job
-    declared none and every placeholder is an untyped scalar."""
+class Declarations(collections.namedtuple("Declarations", "typed items")):
+    """All parameters of a job (``items``, sorted by name).  ``typed`` is False
+    when the job declared none and every placeholder is an untyped scalar."""
 
-    typed: bool
-    items: tuple[Declaration, ...]
+    __slots__ = ()
 
     @property
     def names(self) -> frozenset[str]:
@@ -153,9 +157,9 @@ class Declarations:
         return None
 
 
-@dataclasses.dataclass(frozen=True)
-class BoundValue:
-    """A checked, normalised value for one parameter.
+class BoundValue(collections.namedtuple("BoundValue", "name type value")):
+    """A checked, normalised value for one parameter: name, type (a
+    ParamType, or None for an untyped one), value.
 
     ``value`` by type: text → str; integer, bigint → int; numeric → Decimal;
     boolean → bool; date → datetime.date; timestamptz → datetime.datetime in
@@ -164,9 +168,7 @@ class BoundValue:
     str, Decimal, bool or None.
     """
 
-    name: str
-    type: ParamType | None
-    value: object
+    __slots__ = ()
 
 
 class _Invalid(Exception):
@@ -320,7 +322,7 @@ def _declaration(name: str, spec: object) -> Declaration:
         default = _check_value(declaration, spec["default"])
     except _Invalid as problem:
         raise refuse(f"its default is not valid: {problem}") from None
-    return dataclasses.replace(declaration, has_default=True, default=default)
+    return declaration._replace(has_default=True, default=default)
 
 
 def parse_type(text: object) -> ParamType | None:

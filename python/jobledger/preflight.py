@@ -18,7 +18,7 @@ get running the query:
 
 from __future__ import annotations
 
-import dataclasses
+import collections
 import itertools
 import json
 TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
@@ -42,13 +42,11 @@ MODE_PRIVILEGES = {
 _view_names = itertools.count()
 
 
-@dataclasses.dataclass(frozen=True)
-class Destination:
-    """A destination table as its job's owner may use it."""
+class Destination(collections.namedtuple("Destination", "qualified_name columns has_primary_key")):
+    """A destination table as its job's owner may use it (``columns``: a
+    tuple of schema_diff.DestinationColumn)."""
 
-    qualified_name: str
-    columns: tuple[schema_diff.DestinationColumn, ...]
-    has_primary_key: bool
+    __slots__ = ()
 
 
 def destination(plpy: Any, job: str, owner: str, name: str, mode: str) -> Destination:

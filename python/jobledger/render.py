@@ -17,8 +17,8 @@ Imported on ``submit_job``'s path: no sqlglot.
 
 from __future__ import annotations
 
+import collections
 import collections.abc
-import dataclasses
 TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays for every import
 if TYPE_CHECKING:
     from typing import Any
@@ -26,13 +26,10 @@ if TYPE_CHECKING:
 from jobledger import pgparse
 
 
-@dataclasses.dataclass(frozen=True)
-class Span:
+class Span(collections.namedtuple("Span", "start end name")):
     """One placeholder occurrence: ``query[start:end]`` is ``{name}``."""
 
-    start: int
-    end: int
-    name: str
+    __slots__ = ()
 
 
 def splice(query: str, spans: collections.abc.Sequence[Span], texts: collections.abc.Mapping[str, str]) -> str:

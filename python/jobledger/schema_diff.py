@@ -29,8 +29,8 @@ Deliberately not widenings:
 
 from __future__ import annotations
 
+import collections
 import collections.abc
-import dataclasses
 import re
 
 from jobledger import errors
@@ -62,29 +62,22 @@ _TYPE_RE = re.compile(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class DestinationColumn:
+class DestinationColumn(collections.namedtuple("DestinationColumn", "name type not_null has_default generated",
+                                               defaults=(False, False, False))):
     """One column of the destination table, as the catalog describes it.
 
     ``generated`` is true for identity ALWAYS and GENERATED ... STORED columns,
     which an INSERT cannot write.
     """
 
-    name: str
-    type: str
-    not_null: bool = False
-    has_default: bool = False
-    generated: bool = False
+    __slots__ = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class PgType:
+class PgType(collections.namedtuple("PgType", "family modifiers dimensions", defaults=((), 0))):
     """A format_type() text taken apart: family (``numeric``), modifiers ((10, 2)),
     array dimensions (number of ``[]``)."""
 
-    family: str
-    modifiers: tuple[int, ...] = ()
-    dimensions: int = 0
+    __slots__ = ()
 
 
 def parse_type(text: str) -> PgType:
@@ -153,20 +146,14 @@ def _precision_not_lower(source: PgType, target: PgType) -> bool:
     return target_precision >= source_precision
 
 
-@dataclasses.dataclass(frozen=True)
-class Widening:
+class Widening(collections.namedtuple("Widening", "source target condition check", defaults=(_always,))):
     """One lossless widening: a ``source`` type family converts to ``target`` when ``condition``.
 
     ``check`` decides the condition from the two parsed types; ``condition``
     says the same in words, for the README.
     """
 
-    source: str
-    target: str
-    condition: str
-    check: collections.abc.Callable[[PgType, PgType], bool] = dataclasses.field(
-        default=_always, compare=False, repr=False
-    )
+    __slots__ = ()
 
 
 # The one table of lossless widenings (besides a type to itself).  Arrays widen

@@ -14,7 +14,7 @@ Nothing here imports sqlglot.
 
 from __future__ import annotations
 
-import dataclasses
+import collections
 import datetime
 import decimal
 import json
@@ -28,14 +28,12 @@ MODES = tuple(preflight.MODE_PRIVILEGES)
 NOTIFY_CHANNEL = "jobledger_runs"
 
 
-@dataclasses.dataclass(frozen=True)
-class CompiledVersion:
-    """A job version ready to render, built once per session (``_compiled``)."""
+class CompiledVersion(collections.namedtuple("CompiledVersion", "declarations renderer shapes")):
+    """A job version ready to render, built once per session (``_compiled``):
+    its Declarations, its render.Renderer, and its shapes (shape key ->
+    output columns, or {"error": why values of those kinds do not fit})."""
 
-    declarations: params.Declarations
-    renderer: render.Renderer
-    # shape key -> output columns, or {"error": why values of those kinds do not fit}
-    shapes: dict[str, Any]
+    __slots__ = ()
 
 
 # (job, version, query, params, placeholders) -> CompiledVersion.  Versions
