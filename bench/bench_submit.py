@@ -96,7 +96,7 @@ WITH run AS (
                                max_attempts, idempotency_key, submitted_by)
     VALUES ({job}, {job_version}, ({parameters})::jsonb, {rendered_sql}, {priority}, pg_catalog.now(),
             {max_attempts}, {idempotency_key}, {submitted_by})
-    ON CONFLICT (job, idempotency_key) DO NOTHING
+    ON CONFLICT (job, submitted_by, idempotency_key) DO NOTHING
     RETURNING id, job
 )
 SELECT run.id::text AS id, pg_catalog.pg_notify({channel}, run.job) FROM run;

@@ -58,10 +58,15 @@ def splice_each(query: str, spans: collections.abc.Sequence[Span], texts: collec
 def statement_tree(sql: str) -> Any:
     """The one statement of ``sql`` without locations (pgparse.ParseError if
     PostgreSQL rejects it, ValueError if it holds more or less than one)."""
+    return pgparse.strip_locations(_statement(sql))
+
+
+def _statement(sql: str) -> Any:
+    """The one statement of ``sql``, locations kept (see ``statement_tree``)."""
     statements = pgparse.parse(sql)
     if len(statements) != 1:
         raise ValueError(f"{len(statements)} statements")
-    return pgparse.strip_locations(statements[0]["stmt"])
+    return statements[0]["stmt"]
 
 
 def literal_tree(text: str) -> Any:
@@ -92,6 +97,9 @@ class Renderer:
         self.spans = tuple(spans)
         self.names = frozenset(span.name for span in self.spans)
         self._tree: Any = None
+        # Rendered texts this session already checked: jobs are often
+        # submitted with the same values, and the same text reads the same.
+        self._checked: dict[str, None] = {}
 
     def render(self, texts: collections.abc.Mapping[str, str]) -> str:
         """The query with each placeholder's literal text, checked with PostgreSQL's grammar."""
@@ -111,33 +119,54 @@ class Renderer:
     def check(self, sql: str, texts: collections.abc.Mapping[str, str]) -> str | None:
         """Why ``sql`` is not the template's tree with each literal's tree in
         its placeholder's place, or None."""
+        if sql in self._checked:
+            return None
         if self._tree is None:
             self._tree = statement_tree(parameter_text(self.query, self.spans))
         try:
-            rendered = statement_tree(sql)
+            rendered = _statement(sql)
         except (pgparse.ParseError, ValueError) as error:
             return f"PostgreSQL does not read it as one statement: {error}"
         values = [literal_tree(texts[span.name]) for span in self.spans]
         if not same_with_values(self._tree, rendered, values):
             return "PostgreSQL reads it as a different tree than the template's"
+        if len(sql) <= _KEPT_LENGTH:
+            if len(self._checked) >= _KEPT:
+                self._checked.clear()
+            self._checked[sql] = None
         return None
+
+
+# Rendered texts kept as checked, per Renderer, and the longest kept.
+_KEPT = 512
+_KEPT_LENGTH = 8192
 
 
 def same_with_values(template: Any, rendered: Any, values: collections.abc.Sequence[Any]) -> bool:
     """Whether ``rendered`` equals ``template`` with each ``ParamRef`` $n
-    replaced by ``values[n - 1]`` (trees without locations)."""
+    replaced by ``values[n - 1]``, ``location`` keys ignored wherever they are."""
     pending = [(template, rendered)]
     while pending:
         left, right = pending.pop()
         if isinstance(left, dict):
             if len(left) == 1 and "ParamRef" in left:
                 number = left["ParamRef"].get("number", 0)
-                if not 1 <= number <= len(values) or values[number - 1] != right:
+                if not 1 <= number <= len(values):
                     return False
+                pending.append((values[number - 1], right))
                 continue
-            if not isinstance(right, dict) or left.keys() != right.keys():
+            if not isinstance(right, dict):
                 return False
-            pending.extend((left[k], right[k]) for k in left)
+            keys = 0
+            for key, value in left.items():
+                if key == "location":
+                    continue
+                if key not in right:
+                    return False
+                keys += 1
+                pending.append((value, right[key]))
+            if keys != len(right) - ("location" in right):
+                return False
         elif isinstance(left, list):
             if not isinstance(right, list) or len(left) != len(right):
                 return False

@@ -4,18 +4,21 @@
 -- Dependencies are names (jobledger.job_version_check.dependencies): a
 -- relation with the column used (NULL: the whole row) or a function's
 -- signature.  Something that no longer exists cannot be used either.
+-- No SET search_path, like calling_role: a SQL function with a SET clause
+-- is planned again on every call, and submit_job asks this on every call;
+-- without one PostgreSQL inlines it into its caller's (cached, path-pinned)
+-- plan.  Every name in it is qualified, operators too.
 CREATE OR REPLACE FUNCTION jobledger.denied_dependencies(owner name, dependencies jsonb)
 RETURNS TABLE (what text)
 LANGUAGE sql
 STABLE
-SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
     WITH role AS (
         SELECT pg_catalog.to_regrole(pg_catalog.quote_ident(denied_dependencies.owner)) AS oid
     ), deps AS (
         SELECT d OPERATOR(pg_catalog.->>) 'schema' AS nsp, d OPERATOR(pg_catalog.->>) 'relation' AS rel,
                d OPERATOR(pg_catalog.->>) 'column' AS col, d OPERATOR(pg_catalog.->>) 'function' AS fn
-          FROM pg_catalog.jsonb_array_elements(coalesce(denied_dependencies.dependencies, '[]')) AS d
+          FROM pg_catalog.jsonb_array_elements(coalesce(denied_dependencies.dependencies, '[]'::pg_catalog.jsonb)) AS d
     ), resolved AS (
         SELECT deps.*, c.oid AS rel_oid, c.relnamespace AS rel_nsp, p.oid AS fn_oid, p.pronamespace AS fn_nsp
           FROM deps
@@ -31,7 +34,8 @@ AS $$
                THEN pg_catalog.format('schema %I', r.nsp)
              WHEN r.col IS NOT NULL THEN pg_catalog.format('column %I of table %I.%I', r.col, r.nsp, r.rel)
              ELSE pg_catalog.format('table %I.%I', r.nsp, r.rel)
-           END || CASE WHEN coalesce(r.fn_oid, r.rel_oid) IS NULL THEN ' (it no longer exists)' ELSE '' END
+           END OPERATOR(pg_catalog.||)
+           CASE WHEN coalesce(r.fn_oid, r.rel_oid) IS NULL THEN ' (it no longer exists)' ELSE '' END
       FROM resolved AS r, role
      WHERE CASE
              WHEN r.fn IS NOT NULL
