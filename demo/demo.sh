@@ -15,7 +15,9 @@ echo "== Sample data, three jobs (append, overwrite, merge), runs submitted"
 $psql -d "$db" -f demo/setup.sql
 
 echo "== jobledger runner --drain (as demo_runner)"
-.venv/bin/jobledger runner --drain --concurrency 2 --worker-id demo-runner \
+# --set-role: one machine, one trusted owner; production runners use
+# --connect-as-owner (README, "The runner"), which needs an ident map.
+.venv/bin/jobledger runner --drain --set-role --concurrency 2 --worker-id demo-runner \
     --dsn "dbname=$db user=demo_runner"
 
 $psql -d "$db" -f demo/ledger.sql
