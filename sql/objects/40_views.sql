@@ -22,7 +22,11 @@ SELECT r.id,
        r.worker,
        r.error_category,
        r.error,
-       r.parameters
+       r.parameters,
+       -- 0.5.0: what ran and how it ended, for psql users.
+       r.rendered_sql,
+       r.error_sqlstate,
+       r.idempotency_key
   FROM jobledger.run AS r;
 COMMENT ON VIEW jobledger.runs IS
     'Runs with friendly columns: duration of the current or last attempt, time queued, outcome. Newest first with ORDER BY created_at DESC. Shows the runs the querying role may see.';

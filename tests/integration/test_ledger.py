@@ -51,8 +51,11 @@ def test_runs_view_shows_durations(db) -> None:
     t0 = datetime.datetime(2026, 11, 1, 12, 0, tzinfo=datetime.timezone.utc)
     run = dbtools.make_run(db, status="succeeded", attempt=1, created_at=t0,
                            started_at=t0 + datetime.timedelta(seconds=2),
-                           finished_at=t0 + datetime.timedelta(seconds=7), rows_written=10)
+                           finished_at=t0 + datetime.timedelta(seconds=7), rows_written=10,
+                           idempotency_key="k1")
     row = db.execute("SELECT * FROM jobledger.runs WHERE id = %s", (run,)).fetchone()
+    assert row["rendered_sql"] == "SELECT 1 AS x" and row["idempotency_key"] == "k1"
+    assert row["error_sqlstate"] is None
     assert row["duration"] == datetime.timedelta(seconds=5)
     assert row["queued_for"] == datetime.timedelta(seconds=2)
     assert row["status"] == "succeeded" and row["rows_written"] == 10 and row["version"] == 1
