@@ -13,8 +13,8 @@ connect as), and for every job define_job accepts:
     and rows (as text; in order when the statement has ORDER BY) as the
     statement run directly, and what ``jobledger runner --drain`` writes into
     the destination holds the same rows (as a multiset: a table has no order)
-    as the statement run directly in a session with the runner's settings
-    (RUNNER_SETTINGS: the runner cannot work under pg_regress's DateStyle).
+    as the statement run directly in a session with the styles the runner
+    pins for every job (RUNNER_SETTINGS, from runner.session.PINNED).
 
 The destination of each statement is ``CREATE TABLE ... AS <statement> WITH NO
 DATA``.  Statements whose output cannot be a table (repeated or pseudo-type
@@ -43,19 +43,19 @@ from psycopg import sql
 
 import dbtools
 import runnertools
+from jobledger import preflight
+from jobledger.runner import session
 
 HERE = pathlib.Path(__file__).resolve().parent
 CORPUS = json.loads((HERE / "pg15_regress_selects.json").read_text(encoding="utf-8"))
 SETUP = (HERE / "setup.sql").read_text(encoding="utf-8")
 REPORT = HERE.parent.parent / "build" / "fidelity.json"
-SEARCH_PATH = "pg_catalog, public"  # what job queries run with (README: Jobs)
+SEARCH_PATH = preflight.TEMPLATE_SEARCH_PATH  # what job queries run with (README: Jobs)
 
-# The 0.4.0 runner cannot start in a session with pg_regress's DateStyle or
-# IntervalStyle (psycopg cannot read 'Postgres' timestamps or 'postgres_verbose'
-# intervals: NotImplementedError in check_server's default_lease), so its
-# connections use styles psycopg reads, and the destinations are compared with
-# the statement run directly under those same settings.
-RUNNER_SETTINGS = {"DateStyle": "ISO, MDY", "IntervalStyle": "postgres"}
+# The runner pins the date and interval styles for its sessions, so the jobs
+# it runs under pg_regress's database defaults compute their text with these:
+# the destinations are compared with the statement run directly under them.
+RUNNER_SETTINGS = {name: value for name, value in session.PINNED if name in ("DateStyle", "IntervalStyle")}
 RUNNER_OPTIONS = " ".join(f"-c {name}={value.replace(' ', '')}" for name, value in RUNNER_SETTINGS.items())
 
 # Every n-th statement only (JOBLEDGER_FIDELITY_EVERY=10: a tenth, for a quick look).
@@ -268,7 +268,7 @@ def test_regression_selects_run_as_written(db: psycopg.Connection, connect: Any,
     # Every accepted run, executed by the real runner (as the superuser: the owner).
     mark = time.monotonic()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-    runner = runnertools.Runner(["--dsn", runnertools.dsn(db, options=RUNNER_OPTIONS), "--worker-id", "fidelity", "--drain",
+    runner = runnertools.Runner(["--dsn", runnertools.dsn(db), "--worker-id", "fidelity", "--drain",
                                  "--concurrency", "2", "--log-level", "warning"], tmp_path / "runner.log", env)
     try:
         assert runner.wait(timeout=600) == 0, runner.log()[-3000:]
