@@ -23,22 +23,22 @@ CREATE EXTENSION jobledger CASCADE;
 
 -- The runner: EXECUTE on the runner's functions, membership in the job owners.
 GRANT EXECUTE ON FUNCTION
-    jobledger.claim_runs(text, integer),
-    jobledger.complete_run(uuid, integer, text, bigint),
-    jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval),
-    jobledger.heartbeat(text, uuid[]),
-    jobledger.release_run(uuid, integer, text),
+    jobledger_internal.claim_runs(text, integer),
+    jobledger_internal.complete_run(uuid, integer, text, bigint),
+    jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval),
+    jobledger_internal.heartbeat(text, uuid[]),
+    jobledger_internal.release_run(uuid, integer, text),
     jobledger.reconcile_orphaned(text, interval),
-    jobledger.worker_start(text, text, integer, text, integer, interval),
-    jobledger.worker_beat(text, integer, boolean)
+    jobledger_internal.worker_start(text, text, integer, text, integer, interval),
+    jobledger_internal.worker_beat(text, integer, boolean)
     TO demo_runner;
 GRANT demo_owner TO demo_runner;
 -- And for destinations outside the database (result, parquet:; 0.4.0).
 GRANT EXECUTE ON FUNCTION
-    jobledger.complete_run(uuid, integer, text, bigint, text),
-    jobledger.emit_output(uuid, text, text, bytea, uuid[]),
-    jobledger.lock_run(uuid, integer, text),
-    jobledger.report_progress(uuid, integer, text, bigint, integer)
+    jobledger_internal.complete_run(uuid, integer, text, bigint, text),
+    jobledger_internal.emit_output(uuid, text, text, bytea, uuid[]),
+    jobledger_internal.lock_run(uuid, integer, text),
+    jobledger_internal.report_progress(uuid, integer, text, bigint, integer)
     TO demo_runner;
 
 -- Sample data, generated (the same every time): a shop's customers and orders.

@@ -122,7 +122,8 @@ def attempts(conn: psycopg.Connection, run: uuid.UUID) -> list[dict[str, Any]]:
 # Each query yields (key, value) rows describing one aspect of what the
 # extension put into the database.  Keys are stable names, so a fresh install
 # and an upgraded database compare equal exactly when they define the same
-# things, whatever the OIDs or the order objects were created in.
+# things, whatever the OIDs or the order objects were created in.  Both of
+# its schemas count: jobledger (the API and the ledger) and jobledger_internal.
 _SNAPSHOT_QUERIES: dict[str, str] = {
     "members": """
         SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS key, '' AS value
@@ -141,41 +142,41 @@ _SNAPSHOT_QUERIES: dict[str, str] = {
                          col_description(c.oid, a.attnum)) AS value
           FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
           LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
-         WHERE c.relnamespace = 'jobledger'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped""",
+         WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal')) AND a.attnum > 0 AND NOT a.attisdropped""",
     "constraints": """
         SELECT conrelid::regclass::text || '.' || conname AS key, pg_get_constraintdef(oid) AS value
-          FROM pg_constraint WHERE connamespace = 'jobledger'::regnamespace""",
+          FROM pg_constraint WHERE connamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal'))""",
     "indexes": """
         SELECT indexrelid::regclass::text AS key,
                pg_get_indexdef(indexrelid) || ' ' || coalesce(obj_description(indexrelid, 'pg_class'), '') AS value
           FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
-         WHERE c.relnamespace = 'jobledger'::regnamespace""",
+         WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal'))""",
     "functions": """
         SELECT p.oid::regprocedure::text AS key,
                concat_ws(' | ', pg_get_functiondef(p.oid), p.proacl::text) AS value
-          FROM pg_proc p WHERE p.pronamespace = 'jobledger'::regnamespace""",
+          FROM pg_proc p WHERE p.pronamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal'))""",
     "views": """
         SELECT c.oid::regclass::text AS key, pg_get_viewdef(c.oid) AS value
-          FROM pg_class c WHERE c.relnamespace = 'jobledger'::regnamespace AND c.relkind = 'v'""",
+          FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal')) AND c.relkind = 'v'""",
     "relations": """
         SELECT c.oid::regclass::text AS key,
                concat_ws(' | ', c.relkind, c.relacl::text, c.relrowsecurity, c.relforcerowsecurity,
                          c.reloptions::text) AS value
-          FROM pg_class c WHERE c.relnamespace = 'jobledger'::regnamespace""",
+          FROM pg_class c WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal'))""",
     "policies": """
         SELECT polrelid::regclass::text || '.' || polname AS key,
                concat_ws(' | ', polcmd, polpermissive, polroles::regrole[]::text,
                          pg_get_expr(polqual, polrelid), pg_get_expr(polwithcheck, polrelid)) AS value
           FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
-         WHERE c.relnamespace = 'jobledger'::regnamespace""",
+         WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal'))""",
     "triggers": """
         SELECT tgrelid::regclass::text || '.' || tgname AS key, pg_get_triggerdef(t.oid) AS value
           FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-         WHERE c.relnamespace = 'jobledger'::regnamespace AND NOT t.tgisinternal""",
+         WHERE c.relnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal')) AND NOT t.tgisinternal""",
     "enums": """
         SELECT t.typname AS key, string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) AS value
           FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
-         WHERE t.typnamespace = 'jobledger'::regnamespace GROUP BY t.typname""",
+         WHERE t.typnamespace IN (SELECT oid FROM pg_namespace WHERE nspname IN ('jobledger', 'jobledger_internal')) GROUP BY t.typname""",
     "extension": """
         SELECT 'jobledger' AS key,
                concat_ws(' | ', e.extversion, e.extrelocatable,

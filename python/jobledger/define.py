@@ -4,7 +4,7 @@ Runs with the rights of its caller (the SQL function and this PL/Python
 function are SECURITY INVOKER): the caller is the job's owner or a member
 of it, so whatever PostgreSQL works out from the query (its output columns
 and types, what it depends on) is worked out with rights the author has.
-Only the ledger write runs with more: ``jobledger.record_job_version``, a
+Only the ledger write runs with more: ``jobledger_internal.record_job_version``, a
 narrow SECURITY DEFINER function that takes these values, locks the job
 name, checks the owner there, and checks the template again itself (it
 trusts no caller: anyone may call it).  What it stores from here without
@@ -43,7 +43,7 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
         with plpy.subtransaction():  # so that its error can be caught and passed on
             result = plpy.execute(
                 plpy.prepare(
-                    "SELECT jobledger.record_job_version($1, $2, $3, $4, $5::jsonb, $6::interval, $7, $8, $9::jsonb)"
+                    "SELECT jobledger_internal.record_job_version($1, $2, $3, $4, $5::jsonb, $6::interval, $7, $8, $9::jsonb)"
                     " AS v",
                     ["text", "text", "text", "text", "text", "text", "int4", "text", "text"],
                 ),
@@ -70,9 +70,9 @@ SELECT $1::interval < interval '1 millisecond' OR $1::interval > interval '21474
 _OWNER = """
 SELECT coalesce((SELECT j.owner FROM jobledger.job AS j
                   WHERE j.name = $1
-                    AND pg_catalog.pg_has_role(jobledger.calling_role(),
+                    AND pg_catalog.pg_has_role(jobledger_internal.calling_role(),
                                                pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)), 'MEMBER')),
-                jobledger.calling_role()) AS owner"""
+                jobledger_internal.calling_role()) AS owner"""
 
 
 def check_arguments(name: str, query: str, destination: str, mode: str, max_attempts: int) -> None:

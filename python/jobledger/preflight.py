@@ -204,7 +204,7 @@ class _Analysed(Exception):
 def query_columns(plpy: Any, job: str, owner: str, sql: str) -> tuple[list[tuple[str, str]], list[dict]]:
     """(name, type) of each column ``sql`` produces, checked as ``owner`` may
     read it; and what it depends on, for submit_job to check again
-    (``jobledger.denied_dependencies``: privileges can be revoked).
+    (``jobledger_internal.denied_dependencies``: privileges can be revoked).
 
     A temporary view is parsed and analysed by PostgreSQL but runs nothing;
     its dependencies name every relation, column and function the query
@@ -322,4 +322,4 @@ SELECT coalesce(pg_catalog.jsonb_agg(dep ORDER BY dep::text), '[]')::text AS dep
 """
 
 # What of those the owner ($1) may not use: the one rule, shared with submit_job.
-_DENIED = "SELECT what FROM jobledger.denied_dependencies($1, $2::jsonb)"
+_DENIED = "SELECT what FROM jobledger_internal.denied_dependencies($1, $2::jsonb)"

@@ -4,7 +4,7 @@ Each PL/Python function body is a shim: the prelude, then one call into this
 module, passing ``plpy``.  An entry point returns an outcome, the JSON text
 ``{"value": v}`` or, for an ``errors.JobledgerError``, ``{"error": {message,
 sqlstate, detail, hint}}``; the public SQL function raises the error with
-``jobledger.outcome_value`` (sql/objects/07_outcome.sql), because an error
+``jobledger_internal.outcome_value`` (sql/objects/07_outcome.sql), because an error
 raised in PL/Python reaches the client as "plpy.Error: ..." with a Python
 traceback.  Anything else (a bug) is raised as is.
 """
@@ -37,7 +37,7 @@ def entry_point(fn: F) -> F:  # noqa: F821 - F exists for type checkers
 
 
 def error_outcome(message: str, sqlstate: str, detail: str | None, hint: str | None) -> str:
-    """The outcome that makes ``jobledger.outcome_value`` raise this error."""
+    """The outcome that makes ``jobledger_internal.outcome_value`` raise this error."""
     return json.dumps({"error": {"message": message, "sqlstate": sqlstate, "detail": detail, "hint": hint}})
 
 
@@ -73,7 +73,7 @@ def define_job(plpy: Any, *args: Any) -> int:
 
 @entry_point
 def check_template(plpy: Any, query: str, declared: str | None) -> dict[str, Any]:
-    """jobledger.record_job_version's own check of a template: its placeholders
+    """jobledger_internal.record_job_version's own check of a template: its placeholders
     and where its statement ends.
 
     Pure Python (PostgreSQL's grammar in process, sqlglot's tokenizer): no
@@ -90,7 +90,7 @@ def analyse_version(plpy: Any, job: str, query: str, declared: str | None) -> di
     with its caller's rights (the upgrade runs it as the job's owner)."""
     import jobledger.define
 
-    owner = plpy.execute("SELECT jobledger.calling_role() AS role")[0]["role"]
+    owner = plpy.execute("SELECT jobledger_internal.calling_role() AS role")[0]["role"]
     return jobledger.define.analyse(plpy, job, owner, jobledger.define.check_template(query, declared))
 
 

@@ -2,7 +2,7 @@
 
 Runs inside a SECURITY DEFINER PL/Python function (the ledger is written by
 the extension's owner; nobody has DML on it).  The role that called it is
-the session's current role (``jobledger.calling_role()``), whose rights to
+the session's current role (``jobledger_internal.calling_role()``), whose rights to
 submit the job are checked here.  No template text reaches the server here:
 what needs PostgreSQL to analyse the query was worked out when the version
 was defined, with the owner's rights, and stored with it
@@ -156,11 +156,11 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
 # counts as no one) and whether the destination changed (preflight.version_query).  One row
 # always; the job's columns are NULL when there is no such job.
 _SUBMIT_CONTEXT = """
-WITH me AS (SELECT jobledger.calling_role() AS role)
+WITH me AS (SELECT jobledger_internal.calling_role() AS role)
 SELECT me.role, j.name AS job, j.owner, v.version, v.query, v.params::text AS params, v.destination, v.mode,
        v.max_attempts, c.placeholders::text AS placeholders, c.query_end, c.shapes::text AS shapes,
        c.problem AS check_problem,
-       (SELECT pg_catalog.string_agg(dd.what, E'\n') FROM jobledger.denied_dependencies(j.owner, c.dependencies) AS dd)
+       (SELECT pg_catalog.string_agg(dd.what, E'\n') FROM jobledger_internal.denied_dependencies(j.owner, c.dependencies) AS dd)
            AS denied,
        me.role = j.owner
        OR coalesce(pg_catalog.pg_has_role(me.role, pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)),

@@ -5,7 +5,7 @@
 -- search_path; every name in it is qualified, the operator too, so it means
 -- the same wherever it is planned.  Executable by PUBLIC: define_job runs
 -- as its caller and asks it (it tells a role only its own name).
-CREATE OR REPLACE FUNCTION jobledger.calling_role()
+CREATE OR REPLACE FUNCTION jobledger_internal.calling_role()
 RETURNS name
 LANGUAGE sql
 STABLE
@@ -17,7 +17,7 @@ AS $$
                 ELSE pg_catalog.current_setting('role')::pg_catalog.name
            END
 $$;
-COMMENT ON FUNCTION jobledger.calling_role() IS
+COMMENT ON FUNCTION jobledger_internal.calling_role() IS
     'The role calling the jobledger API: the session''s SET ROLE role, else the session user (unchanged inside SECURITY DEFINER functions).';
-REVOKE ALL ON FUNCTION jobledger.calling_role() FROM PUBLIC;  -- the same ACL after an upgrade as after an install
-GRANT EXECUTE ON FUNCTION jobledger.calling_role() TO PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.calling_role() FROM PUBLIC;  -- the same ACL after an upgrade as after an install
+GRANT EXECUTE ON FUNCTION jobledger_internal.calling_role() TO PUBLIC;

@@ -4,7 +4,7 @@
 -- backend_start).  Every role may read pg_stat_activity's application_name,
 -- so it must not name the run: it is a digest of the run's id, which only
 -- those who may see the run know.
-CREATE OR REPLACE FUNCTION jobledger.run_application_name(run uuid)
+CREATE OR REPLACE FUNCTION jobledger_internal.run_application_name(run uuid)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE
@@ -13,8 +13,8 @@ AS $$
     SELECT 'jobledger run ' OPERATOR(pg_catalog.||)
            pg_catalog.left(pg_catalog.md5('jobledger run ' OPERATOR(pg_catalog.||) run_application_name.run::pg_catalog.text), 20)
 $$;
-COMMENT ON FUNCTION jobledger.run_application_name(uuid) IS
+COMMENT ON FUNCTION jobledger_internal.run_application_name(uuid) IS
     'The application_name of the backend executing a run: a digest of the run''s id that tells nobody else which run it is.';
-REVOKE ALL ON FUNCTION jobledger.run_application_name(uuid) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
+REVOKE ALL ON FUNCTION jobledger_internal.run_application_name(uuid) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
 -- PUBLIC: the runner sets it as the job's owner (after SET ROLE), in either runner mode.
-GRANT EXECUTE ON FUNCTION jobledger.run_application_name(uuid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobledger_internal.run_application_name(uuid) TO PUBLIC;

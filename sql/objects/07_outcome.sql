@@ -5,7 +5,7 @@
 -- {"error": {"message", "sqlstate", "detail", "hint"}}, and the public SQL
 -- function passes it through this, which raises the error as PostgreSQL's
 -- own: the message as written, the SQLSTATE, DETAIL with the category line.
-CREATE OR REPLACE FUNCTION jobledger.outcome_value(outcome jsonb)
+CREATE OR REPLACE FUNCTION jobledger_internal.outcome_value(outcome jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql
 IMMUTABLE
@@ -25,8 +25,8 @@ BEGIN
                           DETAIL = coalesce(error ->> 'detail', ''), HINT = error ->> 'hint';
 END
 $$;
-COMMENT ON FUNCTION jobledger.outcome_value(jsonb) IS
+COMMENT ON FUNCTION jobledger_internal.outcome_value(jsonb) IS
     'Internal: the value of a PL/Python entry point''s outcome, or its error raised as a PostgreSQL error (message, SQLSTATE, DETAIL, HINT).';
 -- PUBLIC: define_job runs with its caller's rights and raises through it.
-REVOKE ALL ON FUNCTION jobledger.outcome_value(jsonb) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
-GRANT EXECUTE ON FUNCTION jobledger.outcome_value(jsonb) TO PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.outcome_value(jsonb) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
+GRANT EXECUTE ON FUNCTION jobledger_internal.outcome_value(jsonb) TO PUBLIC;

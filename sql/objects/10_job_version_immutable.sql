@@ -1,4 +1,4 @@
-CREATE OR REPLACE FUNCTION jobledger.job_version_immutable()
+CREATE OR REPLACE FUNCTION jobledger_internal.job_version_immutable()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, jobledger, pg_temp
@@ -9,12 +9,12 @@ BEGIN
               HINT = 'Define the job again to create a new version.';
 END
 $$;
-COMMENT ON FUNCTION jobledger.job_version_immutable() IS
+COMMENT ON FUNCTION jobledger_internal.job_version_immutable() IS
     'Trigger: refuses any UPDATE of jobledger.job_version, so every run stays reproducible.';
-REVOKE ALL ON FUNCTION jobledger.job_version_immutable() FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.job_version_immutable() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER job_version_immutable
     BEFORE UPDATE ON jobledger.job_version
-    FOR EACH ROW EXECUTE FUNCTION jobledger.job_version_immutable();
+    FOR EACH ROW EXECUTE FUNCTION jobledger_internal.job_version_immutable();
 COMMENT ON TRIGGER job_version_immutable ON jobledger.job_version IS
     'A job version is never modified once written.';

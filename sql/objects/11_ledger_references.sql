@@ -10,7 +10,7 @@
 -- the extension's owner or a superuser may run on these tables) are not
 -- checked: pg_dump read them consistent, and their parents may come later.
 
-CREATE OR REPLACE FUNCTION jobledger.run_needs_job_version()
+CREATE OR REPLACE FUNCTION jobledger_internal.run_needs_job_version()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, jobledger, pg_temp
@@ -26,17 +26,17 @@ BEGIN
     RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION jobledger.run_needs_job_version() IS
+COMMENT ON FUNCTION jobledger_internal.run_needs_job_version() IS
     'Trigger: a new run names an existing job version, locked until the run commits (in place of a foreign key).';
-REVOKE ALL ON FUNCTION jobledger.run_needs_job_version() FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.run_needs_job_version() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER run_needs_job_version
     BEFORE INSERT OR UPDATE OF job, job_version ON jobledger.run
-    FOR EACH ROW EXECUTE FUNCTION jobledger.run_needs_job_version();
+    FOR EACH ROW EXECUTE FUNCTION jobledger_internal.run_needs_job_version();
 COMMENT ON TRIGGER run_needs_job_version ON jobledger.run IS
     'A run names an existing job version (restores excepted).';
 
-CREATE OR REPLACE FUNCTION jobledger.job_current_version_exists()
+CREATE OR REPLACE FUNCTION jobledger_internal.job_current_version_exists()
 RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, jobledger, pg_temp
@@ -50,13 +50,13 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION jobledger.job_current_version_exists() IS
+COMMENT ON FUNCTION jobledger_internal.job_current_version_exists() IS
     'Trigger: a job''s current_version names one of its versions.';
-REVOKE ALL ON FUNCTION jobledger.job_current_version_exists() FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.job_current_version_exists() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER job_current_version_exists
     AFTER UPDATE OF current_version ON jobledger.job
-    FOR EACH ROW EXECUTE FUNCTION jobledger.job_current_version_exists();
+    FOR EACH ROW EXECUTE FUNCTION jobledger_internal.job_current_version_exists();
 COMMENT ON TRIGGER job_current_version_exists ON jobledger.job IS
     'current_version names an existing version of the job.';
 
@@ -64,7 +64,7 @@ COMMENT ON TRIGGER job_current_version_exists ON jobledger.job IS
 -- runs costs one delete per dependent table.  SECURITY DEFINER: they delete
 -- what the keys' cascades deleted, whoever deleted the parent (only
 -- jobledger's functions do).
-CREATE OR REPLACE FUNCTION jobledger.job_deleted()
+CREATE OR REPLACE FUNCTION jobledger_internal.job_deleted()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -76,18 +76,18 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION jobledger.job_deleted() IS
+COMMENT ON FUNCTION jobledger_internal.job_deleted() IS
     'Trigger: a deleted job takes its grants and versions along.';
-REVOKE ALL ON FUNCTION jobledger.job_deleted() FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.job_deleted() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER job_deleted
     AFTER DELETE ON jobledger.job
     REFERENCING OLD TABLE AS gone
-    FOR EACH STATEMENT EXECUTE FUNCTION jobledger.job_deleted();
+    FOR EACH STATEMENT EXECUTE FUNCTION jobledger_internal.job_deleted();
 COMMENT ON TRIGGER job_deleted ON jobledger.job IS
     'Deleting a job deletes its grants and versions.';
 
-CREATE OR REPLACE FUNCTION jobledger.job_version_deleted()
+CREATE OR REPLACE FUNCTION jobledger_internal.job_version_deleted()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -112,18 +112,18 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION jobledger.job_version_deleted() IS
+COMMENT ON FUNCTION jobledger_internal.job_version_deleted() IS
     'Trigger: a job version is deleted only when no run and no job uses it, and takes its check along.';
-REVOKE ALL ON FUNCTION jobledger.job_version_deleted() FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.job_version_deleted() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER job_version_deleted
     AFTER DELETE ON jobledger.job_version
     REFERENCING OLD TABLE AS gone
-    FOR EACH STATEMENT EXECUTE FUNCTION jobledger.job_version_deleted();
+    FOR EACH STATEMENT EXECUTE FUNCTION jobledger_internal.job_version_deleted();
 COMMENT ON TRIGGER job_version_deleted ON jobledger.job_version IS
     'A version goes only when unused, with its check.';
 
-CREATE OR REPLACE FUNCTION jobledger.run_deleted()
+CREATE OR REPLACE FUNCTION jobledger_internal.run_deleted()
 RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -135,13 +135,13 @@ BEGIN
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION jobledger.run_deleted() IS
+COMMENT ON FUNCTION jobledger_internal.run_deleted() IS
     'Trigger: a deleted run takes its attempts and outputs along.';
-REVOKE ALL ON FUNCTION jobledger.run_deleted() FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.run_deleted() FROM PUBLIC;
 
 CREATE OR REPLACE TRIGGER run_deleted
     AFTER DELETE ON jobledger.run
     REFERENCING OLD TABLE AS gone
-    FOR EACH STATEMENT EXECUTE FUNCTION jobledger.run_deleted();
+    FOR EACH STATEMENT EXECUTE FUNCTION jobledger_internal.run_deleted();
 COMMENT ON TRIGGER run_deleted ON jobledger.run IS
     'Deleting runs deletes their attempts and outputs.';

@@ -89,7 +89,7 @@ BEGIN
        FROM jsonb_to_recordset(coalesce(stale, '[]')) AS s (run uuid, pid integer, start timestamptz)
        JOIN pg_catalog.pg_stat_activity AS a
          ON a.pid = s.pid AND a.backend_start = s.start
-        AND a.application_name = jobledger.run_application_name(s.run)
+        AND a.application_name = jobledger_internal.run_application_name(s.run)
       WHERE a.pid <> pg_backend_pid();
     RETURN changed;
 END

@@ -3,11 +3,11 @@
 -- argument: under one lock on the job name it decides the owner (the
 -- calling role for a new job; for an existing one the caller must be a
 -- member of its owner, checked right before the version is written), and it
--- checks the template itself (jobledger.check_template_py: PostgreSQL's
+-- checks the template itself (jobledger_internal.check_template_py: PostgreSQL's
 -- grammar in process, nothing executed).  The analysis (output columns by
 -- kind of value) is stored as given: it only decides what submit_job
 -- refuses early, and runs execute with the owner's rights whatever it says.
-CREATE OR REPLACE FUNCTION jobledger.record_job_version(
+CREATE OR REPLACE FUNCTION jobledger_internal.record_job_version(
     job_name text, query text, destination text, mode text,
     params jsonb, timeout interval, max_attempts integer, description text, analysis jsonb
 )
@@ -17,7 +17,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
-    caller name := jobledger.calling_role();
+    caller name := jobledger_internal.calling_role();
     job_owner name;
     current jobledger.job_version;
     next_version integer;
@@ -31,7 +31,7 @@ BEGIN
         RAISE EXCEPTION 'timeout % is out of range: from 1 millisecond to 24 days 20:31:23.647 (statement_timeout''s range)', timeout
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
-    checked := jobledger.outcome_value(jobledger.check_template_py(query, params::text));
+    checked := jobledger_internal.outcome_value(jobledger_internal.check_template_py(query, params::text));
     -- One lock on the name for the owner check and the version insert: a
     -- definition that waited cannot become a version of a job someone else
     -- created meanwhile.
@@ -76,18 +76,18 @@ BEGIN
     RETURN next_version;
 END
 $$;
-COMMENT ON FUNCTION jobledger.record_job_version(text, text, text, text, jsonb, interval, integer, text, jsonb) IS
+COMMENT ON FUNCTION jobledger_internal.record_job_version(text, text, text, text, jsonb, interval, integer, text, jsonb) IS
     'Internal to define_job: writes the job and, if anything changed, its next version; checks the owner under a lock on the name and the template itself.';
-GRANT EXECUTE ON FUNCTION jobledger.record_job_version(text, text, text, text, jsonb, interval, integer, text, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobledger_internal.record_job_version(text, text, text, text, jsonb, interval, integer, text, jsonb) TO PUBLIC;
 
-CREATE OR REPLACE FUNCTION jobledger.owned_job(job_name text)
+CREATE OR REPLACE FUNCTION jobledger_internal.owned_job(job_name text)
 RETURNS jobledger.job
 LANGUAGE plpgsql
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
     job_row jobledger.job;
-    role_name name := jobledger.calling_role();
+    role_name name := jobledger_internal.calling_role();
 BEGIN
     IF job_name IS NULL THEN
         RAISE EXCEPTION 'a job name is needed'
@@ -116,9 +116,9 @@ BEGIN
     RETURN job_row;
 END
 $$;
-COMMENT ON FUNCTION jobledger.owned_job(text) IS
+COMMENT ON FUNCTION jobledger_internal.owned_job(text) IS
     'Internal: the job, locked, if the calling role is its owner or a member of it; else unknown_job (also for a job the caller may not see) or permission_denied.';
-REVOKE ALL ON FUNCTION jobledger.owned_job(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.owned_job(text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.grant_job(job text, role pg_catalog.regrole)
 RETURNS void
@@ -131,11 +131,11 @@ BEGIN
         RAISE EXCEPTION 'grant_job needs a role'
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
-    PERFORM jobledger.owned_job(grant_job.job);
+    PERFORM jobledger_internal.owned_job(grant_job.job);
     -- The role's own name, as pg_roles has it: regrole's text is quoted
     -- when the name needs quotes, and grants are matched by name.
     INSERT INTO jobledger.job_grant (job, grantee, granted_by)
-    SELECT grant_job.job, r.rolname, jobledger.calling_role()
+    SELECT grant_job.job, r.rolname, jobledger_internal.calling_role()
       FROM pg_catalog.pg_roles AS r WHERE r.oid = grant_job.role
     ON CONFLICT DO NOTHING;
 END
@@ -157,7 +157,7 @@ BEGIN
         RAISE EXCEPTION 'revoke_job needs a role'
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
-    PERFORM jobledger.owned_job(revoke_job.job);
+    PERFORM jobledger_internal.owned_job(revoke_job.job);
     DELETE FROM jobledger.job_grant AS g
      WHERE g.job = revoke_job.job
        AND g.grantee = (SELECT r.rolname FROM pg_catalog.pg_roles AS r WHERE r.oid = revoke_job.role);
@@ -176,7 +176,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 BEGIN
-    PERFORM jobledger.owned_job(drop_job.name);
+    PERFORM jobledger_internal.owned_job(drop_job.name);
     IF EXISTS (SELECT 1 FROM jobledger.run AS r WHERE r.job = drop_job.name AND r.status IN ('pending', 'running')) THEN
         RAISE EXCEPTION 'job "%" has pending or running runs', drop_job.name
             USING ERRCODE = 'object_in_use', DETAIL = 'category: job_busy',

@@ -8,7 +8,7 @@
 -- is planned again on every call, and submit_job asks this on every call;
 -- without one PostgreSQL inlines it into its caller's (cached, path-pinned)
 -- plan.  Every name in it is qualified, operators too.
-CREATE OR REPLACE FUNCTION jobledger.denied_dependencies(owner name, dependencies jsonb)
+CREATE OR REPLACE FUNCTION jobledger_internal.denied_dependencies(owner name, dependencies jsonb)
 RETURNS TABLE (what text)
 LANGUAGE sql
 STABLE
@@ -49,9 +49,9 @@ AS $$
            END
      ORDER BY 1
 $$;
-COMMENT ON FUNCTION jobledger.denied_dependencies(name, jsonb) IS
+COMMENT ON FUNCTION jobledger_internal.denied_dependencies(name, jsonb) IS
     'What of a job''s dependencies (relations, columns, functions, by name) the owner may not use, or that no longer exists; define_job and every submit_job ask it.';
-REVOKE ALL ON FUNCTION jobledger.denied_dependencies(name, jsonb) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
+REVOKE ALL ON FUNCTION jobledger_internal.denied_dependencies(name, jsonb) FROM PUBLIC;  -- the same ACL after an upgrade as after an install
 -- PUBLIC: define_job runs with its caller's rights and asks it; it tells only
 -- what PostgreSQL's has_*_privilege functions tell everyone.
-GRANT EXECUTE ON FUNCTION jobledger.denied_dependencies(name, jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION jobledger_internal.denied_dependencies(name, jsonb) TO PUBLIC;

@@ -6,7 +6,7 @@
 -- caller's attempt and worker, so a runner that lost its run (reconciled
 -- after its lease, cancelled) can never overwrite what happened since.
 
-CREATE OR REPLACE FUNCTION jobledger.claim_runs(worker text, max_runs integer DEFAULT 1)
+CREATE OR REPLACE FUNCTION jobledger_internal.claim_runs(worker text, max_runs integer DEFAULT 1)
 RETURNS TABLE (
     id uuid,
     job text,
@@ -128,12 +128,12 @@ BEGIN
      ORDER BY c.priority DESC, c.run_after, c.created_at;
 END
 $$;
-COMMENT ON FUNCTION jobledger.claim_runs(text, integer) IS
+COMMENT ON FUNCTION jobledger_internal.claim_runs(text, integer) IS
     'Runner only: claims up to max_runs runnable pending runs (priority, then age; FOR UPDATE SKIP LOCKED), marks them running with this worker, the next attempt and the calling connection''s backend (which must be the one that executes them), opens their attempts, and returns what executing them needs.';
-REVOKE ALL ON FUNCTION jobledger.claim_runs(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.claim_runs(text, integer) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.complete_run(
+CREATE OR REPLACE FUNCTION jobledger_internal.complete_run(
     run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text
 )
 RETURNS void
@@ -178,26 +178,26 @@ BEGIN
      WHERE a.run = complete_run.run AND a.attempt = complete_run.attempt;
 END
 $$;
-COMMENT ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint, text) IS
+COMMENT ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text) IS
     'Runner only, in the transaction that wrote the destination (or, for a destination outside the database, that records what was published): flips the run to succeeded with rows_written and snapshot_id (the dataset version published, else NULL) if it is still running with this attempt on this worker; otherwise raises (category run_fenced) so that the whole transaction, write included, rolls back.';
-REVOKE ALL ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text) FROM PUBLIC;
 
 -- 0.3.0's signature, for table destinations (and runners of 0.3.0).
-CREATE OR REPLACE FUNCTION jobledger.complete_run(run uuid, attempt integer, worker text, rows_written bigint)
+CREATE OR REPLACE FUNCTION jobledger_internal.complete_run(run uuid, attempt integer, worker text, rows_written bigint)
 RETURNS void
 LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
-    SELECT jobledger.complete_run(complete_run.run, complete_run.attempt, complete_run.worker,
+    SELECT jobledger_internal.complete_run(complete_run.run, complete_run.attempt, complete_run.worker,
                                   complete_run.rows_written, NULL::pg_catalog.text)
 $$;
-COMMENT ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint) IS
+COMMENT ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint) IS
     'Runner only: complete_run with no snapshot_id (table destinations); see the five-argument form.';
-REVOKE ALL ON FUNCTION jobledger.complete_run(uuid, integer, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.fail_run(
+CREATE OR REPLACE FUNCTION jobledger_internal.fail_run(
     run uuid,
     attempt integer,
     worker text,
@@ -265,12 +265,12 @@ BEGIN
     RETURN CASE WHEN again THEN 'pending'::jobledger.run_status ELSE 'failed'::jobledger.run_status END;
 END
 $$;
-COMMENT ON FUNCTION jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval) IS
+COMMENT ON FUNCTION jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval) IS
     'Runner only: records a failed attempt (error, SQLSTATE, category). With retry and attempts left the run goes back to pending after backoff * 2^(attempt-1) (at most an hour), else it fails. Fenced like complete_run; returns the new status, or NULL if the run was no longer this attempt''s.';
-REVOKE ALL ON FUNCTION jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.heartbeat(worker text, runs uuid[])
+CREATE OR REPLACE FUNCTION jobledger_internal.heartbeat(worker text, runs uuid[])
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -293,12 +293,12 @@ BEGIN
     RETURN touched;
 END
 $$;
-COMMENT ON FUNCTION jobledger.heartbeat(text, uuid[]) IS
+COMMENT ON FUNCTION jobledger_internal.heartbeat(text, uuid[]) IS
     'Runner only: advances heartbeat_at of the given runs still running on this worker, so reconcile_orphaned''s lease does not take them; returns how many.';
-REVOKE ALL ON FUNCTION jobledger.heartbeat(text, uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.heartbeat(text, uuid[]) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.release_run(run uuid, attempt integer, worker text)
+CREATE OR REPLACE FUNCTION jobledger_internal.release_run(run uuid, attempt integer, worker text)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -327,6 +327,6 @@ BEGIN
     RETURN true;
 END
 $$;
-COMMENT ON FUNCTION jobledger.release_run(uuid, integer, text) IS
+COMMENT ON FUNCTION jobledger_internal.release_run(uuid, integer, text) IS
     'Runner only, when shutting down: puts a run it interrupted back to pending without counting the attempt. Fenced like complete_run; returns whether it did.';
-REVOKE ALL ON FUNCTION jobledger.release_run(uuid, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.release_run(uuid, integer, text) FROM PUBLIC;

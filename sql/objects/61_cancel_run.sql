@@ -5,7 +5,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
-    role_name name := jobledger.calling_role();
+    role_name name := jobledger_internal.calling_role();
     current jobledger.run;
     job_owner name;
     may_cancel boolean;
@@ -59,7 +59,7 @@ BEGIN
            FROM pg_catalog.pg_stat_activity AS a
           WHERE a.pid = current.backend_pid
             AND a.backend_start = current.backend_start
-            AND a.application_name = jobledger.run_application_name(cancel_run.run);
+            AND a.application_name = jobledger_internal.run_application_name(cancel_run.run);
     END IF;
     RETURN true;
 END

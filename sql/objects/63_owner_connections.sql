@@ -19,14 +19,14 @@
 --
 -- EXECUTE is revoked from PUBLIC; the administrator grants it to the group
 -- of job owners (README "The runner"):
---   GRANT EXECUTE ON FUNCTION jobledger.attach_run(uuid, integer, text),
---       jobledger.complete_attached_run(uuid, integer, text, bigint, text),
---       jobledger.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),
---       jobledger.lock_attached_run(uuid, integer, text)
+--   GRANT EXECUTE ON FUNCTION jobledger_internal.attach_run(uuid, integer, text),
+--       jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text),
+--       jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),
+--       jobledger_internal.lock_attached_run(uuid, integer, text)
 --     TO jobledger_owners;
 
 
-CREATE OR REPLACE FUNCTION jobledger.attach_run(run uuid, attempt integer, worker text)
+CREATE OR REPLACE FUNCTION jobledger_internal.attach_run(run uuid, attempt integer, worker text)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -62,12 +62,12 @@ BEGIN
      WHERE a.run = attach_run.run AND a.attempt = attach_run.attempt;
 END
 $$;
-COMMENT ON FUNCTION jobledger.attach_run(uuid, integer, text) IS
+COMMENT ON FUNCTION jobledger_internal.attach_run(uuid, integer, text) IS
     'Runner, on a connection authenticated as the job''s owner (--connect-as-owner): records the calling backend as the one executing the run (pid and backend_start), if the run is running with this attempt on this worker and its job belongs to session_user; raises run_fenced otherwise.';
-REVOKE ALL ON FUNCTION jobledger.attach_run(uuid, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.attach_run(uuid, integer, text) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.check_attached(run uuid, attempt integer, worker text)
+CREATE OR REPLACE FUNCTION jobledger_internal.check_attached(run uuid, attempt integer, worker text)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -100,12 +100,12 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION jobledger.check_attached(uuid, integer, text) IS
+COMMENT ON FUNCTION jobledger_internal.check_attached(uuid, integer, text) IS
     'Internal: raises run_fenced unless the run is running with this attempt on this worker, its job belongs to session_user and it is attached to the calling backend (attach_run); locks the run''s row.';
-REVOKE ALL ON FUNCTION jobledger.check_attached(uuid, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.check_attached(uuid, integer, text) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.complete_attached_run(
+CREATE OR REPLACE FUNCTION jobledger_internal.complete_attached_run(
     run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text DEFAULT NULL
 )
 RETURNS void
@@ -116,19 +116,19 @@ AS $$
 BEGIN
     -- In the owner's transaction that wrote the destination: the write and
     -- the flip to succeeded commit together, or neither does.
-    PERFORM jobledger.check_attached(complete_attached_run.run, complete_attached_run.attempt,
+    PERFORM jobledger_internal.check_attached(complete_attached_run.run, complete_attached_run.attempt,
                                      complete_attached_run.worker);
-    PERFORM jobledger.complete_run(complete_attached_run.run, complete_attached_run.attempt,
+    PERFORM jobledger_internal.complete_run(complete_attached_run.run, complete_attached_run.attempt,
                                    complete_attached_run.worker, complete_attached_run.rows_written,
                                    complete_attached_run.snapshot_id);
 END
 $$;
-COMMENT ON FUNCTION jobledger.complete_attached_run(uuid, integer, text, bigint, text) IS
+COMMENT ON FUNCTION jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text) IS
     'Runner, on the job owner''s connection executing the run (attach_run): complete_run in the transaction that wrote the destination; raises run_fenced unless the run is still this attempt''s, owned by session_user and attached to this backend.';
-REVOKE ALL ON FUNCTION jobledger.complete_attached_run(uuid, integer, text, bigint, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.emit_attached_output(
+CREATE OR REPLACE FUNCTION jobledger_internal.emit_attached_output(
     run uuid, attempt integer, worker text, name text, content_type text, data bytea, parents uuid[] DEFAULT '{}'
 )
 RETURNS uuid
@@ -137,19 +137,19 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 BEGIN
-    PERFORM jobledger.check_attached(emit_attached_output.run, emit_attached_output.attempt,
+    PERFORM jobledger_internal.check_attached(emit_attached_output.run, emit_attached_output.attempt,
                                      emit_attached_output.worker);
-    RETURN jobledger.emit_output(emit_attached_output.run, emit_attached_output.name,
+    RETURN jobledger_internal.emit_output(emit_attached_output.run, emit_attached_output.name,
                                  emit_attached_output.content_type, emit_attached_output.data,
                                  emit_attached_output.parents);
 END
 $$;
-COMMENT ON FUNCTION jobledger.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]) IS
+COMMENT ON FUNCTION jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]) IS
     'Runner, on the job owner''s connection executing the run (attach_run): emit_output, fenced like complete_attached_run.';
-REVOKE ALL ON FUNCTION jobledger.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]) FROM PUBLIC;
 
 
-CREATE OR REPLACE FUNCTION jobledger.lock_attached_run(run uuid, attempt integer, worker text)
+CREATE OR REPLACE FUNCTION jobledger_internal.lock_attached_run(run uuid, attempt integer, worker text)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -158,9 +158,9 @@ AS $$
 BEGIN
     -- lock_run's fence, held until the transaction ends (before publishing
     -- a dataset version), for the owner's connection.
-    PERFORM jobledger.check_attached(lock_attached_run.run, lock_attached_run.attempt, lock_attached_run.worker);
+    PERFORM jobledger_internal.check_attached(lock_attached_run.run, lock_attached_run.attempt, lock_attached_run.worker);
 END
 $$;
-COMMENT ON FUNCTION jobledger.lock_attached_run(uuid, integer, text) IS
+COMMENT ON FUNCTION jobledger_internal.lock_attached_run(uuid, integer, text) IS
     'Runner, on the job owner''s connection executing the run (attach_run): lock_run, fenced like complete_attached_run.';
-REVOKE ALL ON FUNCTION jobledger.lock_attached_run(uuid, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.lock_attached_run(uuid, integer, text) FROM PUBLIC;

@@ -2,7 +2,7 @@
 -- the stored results of `result` destinations read back; and the runner's
 -- helpers for destinations outside the database (parquet:).
 
-CREATE OR REPLACE FUNCTION jobledger.emit_output(
+CREATE OR REPLACE FUNCTION jobledger_internal.emit_output(
     run uuid,
     name text,
     content_type text,
@@ -60,9 +60,9 @@ BEGIN
     RETURN made;
 END
 $$;
-COMMENT ON FUNCTION jobledger.emit_output(uuid, text, text, bytea, uuid[]) IS
+COMMENT ON FUNCTION jobledger_internal.emit_output(uuid, text, text, bytea, uuid[]) IS
     'Runner only: appends an output (name, media type, data, the outputs it was derived from) to a run, from the connection executing the run''s current attempt; returns its id. Raises run_fenced otherwise, invalid_argument for a bad name or an unknown parent.';
-REVOKE ALL ON FUNCTION jobledger.emit_output(uuid, text, text, bytea, uuid[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.emit_output(uuid, text, text, bytea, uuid[]) FROM PUBLIC;
 
 
 -- Readers run as the caller: row-level security shows the outputs of the
@@ -166,7 +166,7 @@ GRANT EXECUTE ON FUNCTION jobledger.result_json(uuid) TO PUBLIC;
 
 -- The runner's helpers for destinations outside the database (parquet:).
 
-CREATE OR REPLACE FUNCTION jobledger.lock_run(run uuid, attempt integer, worker text)
+CREATE OR REPLACE FUNCTION jobledger_internal.lock_run(run uuid, attempt integer, worker text)
 RETURNS void
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -194,11 +194,11 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION jobledger.lock_run(uuid, integer, text) IS
+COMMENT ON FUNCTION jobledger_internal.lock_run(uuid, integer, text) IS
     'Runner only, before publishing outside the database: raises (run_fenced) unless the run is still running with this attempt on this worker, and locks its row until the caller''s transaction ends.';
-REVOKE ALL ON FUNCTION jobledger.lock_run(uuid, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.lock_run(uuid, integer, text) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION jobledger.report_progress(
+CREATE OR REPLACE FUNCTION jobledger_internal.report_progress(
     run uuid, attempt integer, worker text, rows_written bigint, progress integer
 )
 RETURNS boolean
@@ -231,6 +231,6 @@ BEGIN
     RETURN touched > 0;
 END
 $$;
-COMMENT ON FUNCTION jobledger.report_progress(uuid, integer, text, bigint, integer) IS
+COMMENT ON FUNCTION jobledger_internal.report_progress(uuid, integer, text, bigint, integer) IS
     'Runner only, from a connection other than the run''s: sets rows_written and progress (percent, 0..100) of a run still running with this attempt on this worker, and its heartbeat; returns whether it did.';
-REVOKE ALL ON FUNCTION jobledger.report_progress(uuid, integer, text, bigint, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.report_progress(uuid, integer, text, bigint, integer) FROM PUBLIC;

@@ -2,7 +2,7 @@
 -- worker_beat with its heartbeats and once more on a clean exit.  Runner
 -- only, like the state transitions of sql/objects/60_runner.sql.
 
-CREATE OR REPLACE FUNCTION jobledger.worker_start(
+CREATE OR REPLACE FUNCTION jobledger_internal.worker_start(
     worker text,
     hostname text,
     pid integer,
@@ -25,7 +25,7 @@ BEGIN
     INSERT INTO jobledger.worker AS w (worker, hostname, pid, version, role, concurrency, lease,
                                        runs_in_flight, started_at, heartbeat_at, stopped_at)
     VALUES (worker_start.worker, worker_start.hostname, worker_start.pid, worker_start.version,
-            jobledger.calling_role(), worker_start.concurrency, worker_start.lease, 0,
+            jobledger_internal.calling_role(), worker_start.concurrency, worker_start.lease, 0,
             pg_catalog.now(), pg_catalog.now(), NULL)
     ON CONFLICT ON CONSTRAINT worker_pkey DO UPDATE
        SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, version = EXCLUDED.version,
@@ -34,11 +34,11 @@ BEGIN
            heartbeat_at = EXCLUDED.heartbeat_at, stopped_at = NULL;
 END
 $$;
-COMMENT ON FUNCTION jobledger.worker_start(text, text, integer, text, integer, interval) IS
+COMMENT ON FUNCTION jobledger_internal.worker_start(text, text, integer, text, integer, interval) IS
     'Runner only, at start-up: records (or renews) the runner process''s row in jobledger.worker, and forgets runners not seen for 7 days.';
-REVOKE ALL ON FUNCTION jobledger.worker_start(text, text, integer, text, integer, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.worker_start(text, text, integer, text, integer, interval) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION jobledger.worker_beat(worker text, runs_in_flight integer, stopped boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION jobledger_internal.worker_beat(worker text, runs_in_flight integer, stopped boolean DEFAULT false)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -55,6 +55,6 @@ BEGIN
     RETURN FOUND;
 END
 $$;
-COMMENT ON FUNCTION jobledger.worker_beat(text, integer, boolean) IS
+COMMENT ON FUNCTION jobledger_internal.worker_beat(text, integer, boolean) IS
     'Runner only: the runner process''s heartbeat with the runs it is executing; with stopped, its clean exit. Returns false if the worker is unknown (call worker_start).';
-REVOKE ALL ON FUNCTION jobledger.worker_beat(text, integer, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION jobledger_internal.worker_beat(text, integer, boolean) FROM PUBLIC;

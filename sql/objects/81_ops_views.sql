@@ -34,7 +34,7 @@ SELECT r.id,
   LEFT JOIN pg_catalog.pg_stat_activity AS a
     ON a.pid = r.backend_pid
    AND coalesce(a.backend_start = r.backend_start,
-                a.application_name = jobledger.run_application_name(r.id))
+                a.application_name = jobledger_internal.run_application_name(r.id))
  WHERE r.status = 'running';
 COMMENT ON VIEW jobledger.active_runs IS
     'Running runs with their executing backend from pg_stat_activity: state, wait event, query and transaction runtime, the pids blocking it, progress. Backend columns are NULL to roles that may not see the runner''s backends (grant pg_read_all_stats or pg_monitor to see them).';

@@ -27,7 +27,7 @@ LEDGER_OBJECTS = {
     "function jobledger.reconcile_orphaned(text,interval)",
     "function jobledger.prune(interval,text)",
     "function jobledger.version()",
-    "function jobledger.job_version_immutable()",
+    "function jobledger_internal.job_version_immutable()",
     "table jobledger.job_grant",
     "function jobledger.define_job(text,text,text,text,jsonb,interval,integer,text)",
     "function jobledger.submit_job(text,jsonb,text,integer,timestamp with time zone,integer)",
@@ -53,13 +53,13 @@ PUBLIC_FUNCTIONS = {
     # define_job_py and analyse_version_py work with the caller's own rights;
     # outcome_value only raises the error it is given; calling_role only
     # tells a role its own name.
-    "jobledger.define_job_py(text,text,text,text,jsonb,interval,integer,text)",
-    "jobledger.record_job_version(text,text,text,text,jsonb,interval,integer,text,jsonb)",
-    "jobledger.analyse_version_py(text,text,text)",
-    "jobledger.outcome_value(jsonb)",
-    "jobledger.calling_role()",
-    "jobledger.denied_dependencies(name,jsonb)",
-    "jobledger.run_application_name(uuid)",
+    "jobledger_internal.define_job_py(text,text,text,text,jsonb,interval,integer,text)",
+    "jobledger_internal.record_job_version(text,text,text,text,jsonb,interval,integer,text,jsonb)",
+    "jobledger_internal.analyse_version_py(text,text,text)",
+    "jobledger_internal.outcome_value(jsonb)",
+    "jobledger_internal.calling_role()",
+    "jobledger_internal.denied_dependencies(name,jsonb)",
+    "jobledger_internal.run_application_name(uuid)",
 }
 
 
@@ -83,7 +83,7 @@ def test_every_object_has_a_comment(db: psycopg.Connection) -> None:
 def test_every_function_pins_search_path(db: psycopg.Connection) -> None:
     rows = db.execute(
         "SELECT oid::regprocedure::text AS fn, proconfig FROM pg_proc"
-        " WHERE pronamespace = 'jobledger'::regnamespace"
+        " WHERE pronamespace IN ('jobledger'::regnamespace, 'jobledger_internal'::regnamespace)"
     ).fetchall()
     assert rows
     for row in rows:
@@ -97,8 +97,8 @@ def test_every_function_pins_search_path(db: psycopg.Connection) -> None:
 # Internal SQL functions left without SET search_path so that PostgreSQL
 # inlines them into their (search_path-pinned) callers.
 INLINED = {
-    "jobledger.calling_role()": "SELECT jobledger.calling_role()",
-    "jobledger.denied_dependencies(name,jsonb)": "SELECT * FROM jobledger.denied_dependencies('x', '[]')",
+    "jobledger_internal.calling_role()": "SELECT jobledger_internal.calling_role()",
+    "jobledger_internal.denied_dependencies(name,jsonb)": "SELECT * FROM jobledger_internal.denied_dependencies('x', '[]')",
 }
 
 
@@ -113,13 +113,13 @@ def test_inlined_functions_are_internal_and_inlined(db: psycopg.Connection) -> N
         assert row == {"lanname": "sql", "prosecdef": False, "provolatile": "s", "proconfig": None,
                        "public": fn in PUBLIC_FUNCTIONS}, fn
         plan = db.execute("EXPLAIN (VERBOSE, FORMAT JSON) " + INLINED[fn]).fetchone()["QUERY PLAN"]
-        assert fn.split("(")[0].removeprefix("jobledger.") not in str(plan), plan  # replaced by its body
+        assert fn.split("(")[0].split(".")[-1] not in str(plan), plan  # replaced by its body
 
 
 def test_only_public_api_is_executable_by_everyone(db: psycopg.Connection) -> None:
     rows = db.execute(
         "SELECT oid::regprocedure::text AS fn, has_function_privilege('public', oid, 'EXECUTE') AS public"
-        " FROM pg_proc WHERE pronamespace = 'jobledger'::regnamespace"
+        " FROM pg_proc WHERE pronamespace IN ('jobledger'::regnamespace, 'jobledger_internal'::regnamespace)"
     ).fetchall()
     assert {r["fn"] for r in rows if r["public"]} == PUBLIC_FUNCTIONS
 
@@ -165,10 +165,73 @@ def test_drop_extension_leaves_no_object_behind(empty_db: psycopg.Connection) ->
            UNION ALL SELECT 'extension ' || extname FROM pg_extension WHERE extname = 'jobledger'"""
     ).fetchall()
     assert left == []
+    # jobledger_internal belongs to the extension and goes with it.
+    assert empty_db.execute("SELECT to_regnamespace('jobledger_internal') AS s").fetchone() == {"s": None}
     # Installing again works (the empty schema PostgreSQL made for the
     # control file's `schema` is reused).
     empty_db.execute("CREATE EXTENSION jobledger")
     assert empty_db.execute("SELECT jobledger.version() AS v").fetchone() == {"v": VERSION}
+
+
+# What \\df jobledger.* shows: the functions users call (internals live in
+# jobledger_internal).
+API_FUNCTIONS = {
+    "jobledger.define_job(text,text,text,text,jsonb,interval,integer,text)",
+    "jobledger.submit_job(text,jsonb,text,integer,timestamp with time zone,integer)",
+    "jobledger.drop_job(text)",
+    "jobledger.grant_job(text,regrole)",
+    "jobledger.revoke_job(text,regrole)",
+    "jobledger.cancel_run(uuid)",
+    "jobledger.retry_run(uuid)",
+    "jobledger.reconcile_orphaned(text,interval)",
+    "jobledger.prune(interval,text)",
+    "jobledger.prune(interval,interval,integer,text)",
+    "jobledger.version()",
+    "jobledger.outputs(uuid)",
+    "jobledger.latest_output(text)",
+    "jobledger.run_output(uuid,text)",
+    "jobledger.result_json(uuid)",
+    "jobledger.result_arrow(uuid)",
+}
+
+
+def test_schema_jobledger_holds_only_the_api(db: psycopg.Connection) -> None:
+    info = dbtools.conninfo(db)
+    listed = subprocess.run(
+        ["psql", "-X", "-At", "-F", "|", "-h", info["host"], "-p", str(info["port"]), "-U", info["user"],
+         "-d", info["dbname"], "-c", r"\df jobledger.*"],
+        check=True, capture_output=True, text=True,
+    ).stdout.splitlines()
+    # \df prints schema|name|result|arguments|type, arguments with their names.
+    shown = sorted(f"{line.split('|')[0]}.{line.split('|')[1]}" for line in listed)
+    assert shown == sorted(fn.split("(")[0] for fn in API_FUNCTIONS)
+    assert {r["fn"] for r in db.execute(
+        "SELECT oid::regprocedure::text AS fn FROM pg_proc WHERE pronamespace = 'jobledger'::regnamespace"
+    )} == API_FUNCTIONS
+    internal = db.execute(
+        "SELECT p.oid::regprocedure::text AS fn, p.prokind FROM pg_proc p"
+        " WHERE p.pronamespace = 'jobledger_internal'::regnamespace").fetchall()
+    names = {r["fn"].split("(")[0] for r in internal}
+    # The PL/Python halves, the runner-only transitions and the helpers of
+    # triggers, views and policies are all there.
+    assert {"jobledger_internal.submit_job_py", "jobledger_internal.claim_runs",
+            "jobledger_internal.outcome_value", "jobledger_internal.job_version_immutable"} <= names
+    # Each is still a member of the extension (\dx+ lists both schemas).
+    members = set(dbtools.catalog_snapshot(db)["members"])
+    assert {f"function {r['fn']}" for r in internal} <= members
+
+
+def test_a_taken_internal_schema_is_refused(empty_db: psycopg.Connection) -> None:
+    empty_db.execute("CREATE ROLE jl_squatter")
+    try:
+        empty_db.execute("CREATE SCHEMA jobledger_internal AUTHORIZATION jl_squatter")
+        with pytest.raises(psycopg.errors.DuplicateSchema):
+            empty_db.execute("CREATE EXTENSION jobledger CASCADE")
+        assert empty_db.execute("SELECT count(*) AS n FROM pg_extension WHERE extname = 'jobledger'"
+                                ).fetchone() == {"n": 0}
+    finally:
+        empty_db.execute("DROP SCHEMA IF EXISTS jobledger_internal CASCADE")
+        empty_db.execute("DROP ROLE jl_squatter")
 
 
 def test_psql_dx_lists_every_ledger_object(db: psycopg.Connection) -> None:

@@ -131,12 +131,12 @@ def test_retry_run_of_a_run_another_role_cannot_see_is_unknown_to_it(db, job, ma
 
 def test_workers_view_follows_start_beats_and_exit(db, make_role, connect) -> None:
     runner_role = make_role("runner")
-    db.execute(f"GRANT EXECUTE ON FUNCTION jobledger.worker_start(text, text, integer, text, integer, interval),"
-               f" jobledger.worker_beat(text, integer, boolean) TO {runner_role}")
+    db.execute(f"GRANT EXECUTE ON FUNCTION jobledger_internal.worker_start(text, text, integer, text, integer, interval),"
+               f" jobledger_internal.worker_beat(text, integer, boolean) TO {runner_role}")
     runner = connect(user=runner_role)
-    runner.execute("SELECT jobledger.worker_start('w1', 'host1', 123, '0.4.0', 2, '2 seconds')")
-    assert runner.execute("SELECT jobledger.worker_beat('w1', 2) AS ok").fetchone() == {"ok": True}
-    assert runner.execute("SELECT jobledger.worker_beat('nobody', 0) AS ok").fetchone() == {"ok": False}
+    runner.execute("SELECT jobledger_internal.worker_start('w1', 'host1', 123, '0.4.0', 2, '2 seconds')")
+    assert runner.execute("SELECT jobledger_internal.worker_beat('w1', 2) AS ok").fetchone() == {"ok": True}
+    assert runner.execute("SELECT jobledger_internal.worker_beat('nobody', 0) AS ok").fetchone() == {"ok": False}
 
     reader = connect(user=make_role("reader"))  # everyone may look
     row = reader.execute("SELECT * FROM jobledger.workers").fetchone()
@@ -145,31 +145,31 @@ def test_workers_view_follows_start_beats_and_exit(db, make_role, connect) -> No
     # Silent for longer than its lease: lost.
     db.execute("UPDATE jobledger.worker SET heartbeat_at = now() - interval '3 seconds'")
     assert reader.execute("SELECT state FROM jobledger.workers").fetchone() == {"state": "lost"}
-    runner.execute("SELECT jobledger.worker_beat('w1', 0, stopped => true)")
+    runner.execute("SELECT jobledger_internal.worker_beat('w1', 0, stopped => true)")
     row = reader.execute("SELECT state, stopped_at FROM jobledger.workers").fetchone()
     assert row["state"] == "stopped" and row["stopped_at"] is not None
     # Starting again renews the row.
-    runner.execute("SELECT jobledger.worker_start('w1', 'host2', 456, '0.4.0', 1, '1 minute')")
+    runner.execute("SELECT jobledger_internal.worker_start('w1', 'host2', 456, '0.4.0', 1, '1 minute')")
     assert reader.execute("SELECT state, hostname FROM jobledger.workers").fetchone() == {
         "state": "alive", "hostname": "host2"}
     # Only runners write it.
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
-        reader.execute("SELECT jobledger.worker_beat('w1', 0)")
+        reader.execute("SELECT jobledger_internal.worker_beat('w1', 0)")
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         reader.execute("UPDATE jobledger.worker SET pid = 1")
 
 
 def test_workers_not_seen_for_a_week_are_forgotten(db) -> None:
-    db.execute("SELECT jobledger.worker_start('old', 'h', 1, 'v', 1, '1 minute')")
+    db.execute("SELECT jobledger_internal.worker_start('old', 'h', 1, 'v', 1, '1 minute')")
     db.execute("UPDATE jobledger.worker SET heartbeat_at = now() - interval '8 days'")
-    db.execute("SELECT jobledger.worker_start('new', 'h', 2, 'v', 1, '1 minute')")
+    db.execute("SELECT jobledger_internal.worker_start('new', 'h', 2, 'v', 1, '1 minute')")
     assert [r["worker"] for r in db.execute("SELECT worker FROM jobledger.workers")] == ["new"]
 
 
 def test_active_runs_shows_the_backend_of_a_running_run(db, job, connect) -> None:
     run = _submit(db, job, 1)
     _submit(db, job, 2)  # pending: not active
-    tag = db.execute("SELECT jobledger.run_application_name(%s) AS tag", (run,)).fetchone()["tag"]
+    tag = db.execute("SELECT jobledger_internal.run_application_name(%s) AS tag", (run,)).fetchone()["tag"]
     assert str(run) not in tag  # every role can read application_name: it must not name the run
     backend = connect(application_name=tag)
     dbtools.mark_running(db, run, backend=backend)

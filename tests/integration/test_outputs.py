@@ -28,14 +28,14 @@ def job(db: psycopg.Connection) -> str:
 
 def claimed_run(db: psycopg.Connection, runner: psycopg.Connection, job: str) -> uuid.UUID:
     run = dbtools.make_run(db, job)
-    [row] = runner.execute("SELECT * FROM jobledger.claim_runs(%s, 1)", (WORKER,)).fetchall()
+    [row] = runner.execute("SELECT * FROM jobledger_internal.claim_runs(%s, 1)", (WORKER,)).fetchall()
     assert row["id"] == run
     return run
 
 
 def emit(conn: psycopg.Connection, run: uuid.UUID, name: str, data: bytes = b"x",
          parents: list[uuid.UUID] | None = None, content_type: str = "text/plain") -> uuid.UUID:
-    return conn.execute("SELECT jobledger.emit_output(%s, %s, %s, %s, %s::uuid[]) AS id",
+    return conn.execute("SELECT jobledger_internal.emit_output(%s, %s, %s, %s, %s::uuid[]) AS id",
                         (run, name, content_type, data, parents or [])).fetchone()["id"]
 
 
@@ -74,7 +74,7 @@ def test_only_the_connection_executing_the_run_may_emit(db, job, connect) -> Non
         emit(connect(), run, "result")
     assert dbtools.category(fenced.value) == "run_fenced"
     # Once the run is finished, not even its connection.
-    runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 0)", (run, WORKER))
+    runner.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 0)", (run, WORKER))
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
         emit(runner, run, "late")
     pending = dbtools.make_run(db, job)
@@ -96,7 +96,7 @@ def test_public_may_read_but_not_emit(db, job, make_role, connect) -> None:
                      " VALUES (%s, 1, 'x', 'text/plain', 'x')", (run,))
     for fn in ("lock_run(uuid, integer, text)", "report_progress(uuid, integer, text, bigint, integer)",
                "complete_run(uuid, integer, text, bigint, text)"):
-        assert conn.execute(f"SELECT has_function_privilege('jobledger.{fn}', 'EXECUTE') AS ok").fetchone() == {
+        assert conn.execute(f"SELECT has_function_privilege('jobledger_internal.{fn}', 'EXECUTE') AS ok").fetchone() == {
             "ok": False}, fn
 
 
@@ -110,9 +110,9 @@ def test_outputs_are_visible_like_their_run_and_pruned_with_it(db, make_role, co
                    " VALUES ('j', 1, 'SELECT 1 AS x', 'result')")
     run = dbtools.make_run(db, "j", submitted_by=submitter)
     runner = connect()
-    runner.execute("SELECT * FROM jobledger.claim_runs(%s, 1)", (WORKER,))
+    runner.execute("SELECT * FROM jobledger_internal.claim_runs(%s, 1)", (WORKER,))
     out = emit(runner, run, "result")
-    runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 0, NULL)", (run, WORKER))
+    runner.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 0, NULL)", (run, WORKER))
 
     def seen(role: str) -> list:
         conn = connect(user=role)
@@ -137,7 +137,7 @@ def test_result_json_says_why_there_is_none(db, job, connect) -> None:
     assert dbtools.category(missing.value) == "unknown_run"
     runner = connect()
     run = claimed_run(db, runner, job)
-    runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 0)", (run, WORKER))
+    runner.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 0)", (run, WORKER))
     pending = dbtools.make_run(db, job)
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as early:
         db.execute("SELECT jobledger.result_json(%s)", (pending,))
@@ -151,19 +151,19 @@ def test_result_json_says_why_there_is_none(db, job, connect) -> None:
 def test_report_progress_and_complete_with_snapshot(db, job, connect) -> None:
     runner = connect()
     run = claimed_run(db, runner, job)
-    assert db.execute("SELECT jobledger.report_progress(%s, 1, %s, 500, 40) AS ok", (run, WORKER)).fetchone() == {
+    assert db.execute("SELECT jobledger_internal.report_progress(%s, 1, %s, 500, 40) AS ok", (run, WORKER)).fetchone() == {
         "ok": True}
-    assert db.execute("SELECT jobledger.report_progress(%s, 2, %s, 9, 9) AS ok", (run, WORKER)).fetchone() == {
+    assert db.execute("SELECT jobledger_internal.report_progress(%s, 2, %s, 9, 9) AS ok", (run, WORKER)).fetchone() == {
         "ok": False}  # fenced: not this attempt
     row = dbtools.run_row(db, run)
     assert (row["rows_written"], row["progress"]) == (500, 40)
     with pytest.raises(psycopg.errors.InvalidParameterValue):
-        db.execute("SELECT jobledger.report_progress(%s, 1, %s, 1, 101)", (run, WORKER))
-    runner.execute("SELECT jobledger.lock_run(%s, 1, %s)", (run, WORKER))
+        db.execute("SELECT jobledger_internal.report_progress(%s, 1, %s, 1, 101)", (run, WORKER))
+    runner.execute("SELECT jobledger_internal.lock_run(%s, 1, %s)", (run, WORKER))
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as fenced:
-        runner.execute("SELECT jobledger.lock_run(%s, 2, %s)", (run, WORKER))
+        runner.execute("SELECT jobledger_internal.lock_run(%s, 2, %s)", (run, WORKER))
     assert dbtools.category(fenced.value) == "run_fenced"
-    runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 1000, '7')", (run, WORKER))
+    runner.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 1000, '7')", (run, WORKER))
     row = dbtools.run_row(db, run)
     assert (row["status"], row["rows_written"], row["snapshot_id"], row["progress"]) == ("succeeded", 1000, "7", 100)
 
@@ -172,13 +172,13 @@ def test_lock_run_holds_off_cancel_until_the_commit(db, job, connect) -> None:
     runner = connect()
     run = claimed_run(db, runner, job)
     with runner.transaction():
-        runner.execute("SELECT jobledger.lock_run(%s, 1, %s)", (run, WORKER))
+        runner.execute("SELECT jobledger_internal.lock_run(%s, 1, %s)", (run, WORKER))
         other = connect()
         other.execute("SET lock_timeout = '200ms'")
         with pytest.raises(psycopg.errors.LockNotAvailable):
             other.execute("SELECT jobledger.cancel_run(%s)", (run,))
         assert db.execute("SELECT jobledger.reconcile_orphaned('test', '1 microsecond') AS n").fetchone() == {"n": 0}
-        runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 3, '1')", (run, WORKER))
+        runner.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 3, '1')", (run, WORKER))
     assert db.execute("SELECT jobledger.cancel_run(%s) AS c", (run,)).fetchone() == {"c": False}
     assert dbtools.run_row(db, run)["status"] == "succeeded"
 
@@ -304,7 +304,7 @@ def test_run_output_returns_the_newest_of_a_name_or_says_why_not(db, job, connec
     error = refused(db, run, "result")
     assert dbtools.category(error) == "no_result" and "running" in str(error)
     assert error.diag.message_hint == "Wait for it to succeed."
-    runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 0)", (run, WORKER))
+    runner.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 0)", (run, WORKER))
     error = refused(db, run, "result")
     assert dbtools.category(error) == "no_result"
     assert "destination is result" in error.diag.message_hint

@@ -26,7 +26,7 @@ def job(db: psycopg.Connection) -> str:
 
 
 def claim(conn: psycopg.Connection, worker: str = WORKER, max_runs: int = 1) -> list[dict[str, Any]]:
-    return conn.execute("SELECT * FROM jobledger.claim_runs(%s, %s)", (worker, max_runs)).fetchall()
+    return conn.execute("SELECT * FROM jobledger_internal.claim_runs(%s, %s)", (worker, max_runs)).fetchall()
 
 
 def backend(conn: psycopg.Connection) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def test_concurrent_claimers_never_share_a_run(db, job, connect) -> None:
 @pytest.mark.parametrize("args", ["NULL, 1", "'', 1", "'w', 0", "'w', 1001"])
 def test_claim_refuses_bad_arguments(db, args: str) -> None:
     with pytest.raises(psycopg.errors.InvalidParameterValue) as caught:
-        db.execute(f"SELECT * FROM jobledger.claim_runs({args})")
+        db.execute(f"SELECT * FROM jobledger_internal.claim_runs({args})")
     assert dbtools.category(caught.value) == "invalid_argument"
 
 
@@ -149,7 +149,7 @@ def test_complete_flips_to_succeeded_with_the_write(db, job, connect) -> None:
     claim(runner)
     with runner.transaction():
         runner.execute("INSERT INTO public.dest VALUES (1), (2)")
-        runner.execute("SELECT jobledger.complete_run(%s, 1, %s, 2)", (run, WORKER))
+        runner.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 2)", (run, WORKER))
     row = dbtools.run_row(db, run)
     assert row["status"] == "succeeded" and row["rows_written"] == 2
     assert row["finished_at"] >= row["started_at"]
@@ -177,7 +177,7 @@ def test_a_stale_complete_is_refused_and_its_write_rolls_back(db, job, connect, 
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as caught:
         with runner.transaction():
             runner.execute("INSERT INTO public.dest VALUES (1)")
-            runner.execute("SELECT jobledger.complete_run(%s, %s, %s, 1)", (run, attempt, worker))
+            runner.execute("SELECT jobledger_internal.complete_run(%s, %s, %s, 1)", (run, attempt, worker))
     assert dbtools.category(caught.value) == "run_fenced"
     assert db.execute("SELECT count(*) AS n FROM public.dest").fetchone() == {"n": 0}
     assert dbtools.run_row(db, run) == before
@@ -188,7 +188,7 @@ def test_a_stale_complete_is_refused_and_its_write_rolls_back(db, job, connect, 
 
 def fail(conn, run, attempt=1, worker=WORKER, *, error="boom", sqlstate="XX000", category="execution_error",
          retry=False, backoff="1 second"):
-    return conn.execute("SELECT jobledger.fail_run(%s, %s, %s, %s, %s, %s, %s, %s::interval) AS status",
+    return conn.execute("SELECT jobledger_internal.fail_run(%s, %s, %s, %s, %s, %s, %s, %s::interval) AS status",
                         (run, attempt, worker, error, sqlstate, category, retry, backoff)).fetchone()["status"]
 
 
@@ -244,7 +244,7 @@ def test_heartbeat_advances_only_this_workers_running_runs(db, job) -> None:
     claim(db, worker="other")
     db.execute("UPDATE jobledger.run SET heartbeat_at = now() - interval '1 minute' WHERE status = 'running'")
     before = {r: dbtools.run_row(db, r)["heartbeat_at"] for r in (mine, theirs)}
-    assert db.execute("SELECT jobledger.heartbeat(%s, %s) AS n",
+    assert db.execute("SELECT jobledger_internal.heartbeat(%s, %s) AS n",
                       (WORKER, [mine, theirs, pending])).fetchone() == {"n": 1}
     assert dbtools.run_row(db, mine)["heartbeat_at"] > before[mine]
     assert dbtools.run_row(db, theirs)["heartbeat_at"] == before[theirs]
@@ -254,8 +254,8 @@ def test_heartbeat_advances_only_this_workers_running_runs(db, job) -> None:
 def test_release_gives_the_run_back_without_counting_the_attempt(db, job) -> None:
     run = dbtools.make_run(db, job, max_attempts=1)
     claim(db)
-    assert db.execute("SELECT jobledger.release_run(%s, 2, %s) AS ok", (run, WORKER)).fetchone() == {"ok": False}
-    assert db.execute("SELECT jobledger.release_run(%s, 1, %s) AS ok", (run, WORKER)).fetchone() == {"ok": True}
+    assert db.execute("SELECT jobledger_internal.release_run(%s, 2, %s) AS ok", (run, WORKER)).fetchone() == {"ok": False}
+    assert db.execute("SELECT jobledger_internal.release_run(%s, 1, %s) AS ok", (run, WORKER)).fetchone() == {"ok": True}
     row = dbtools.run_row(db, run)
     assert (row["status"], row["attempt"], row["worker"], row["started_at"]) == ("pending", 0, None, None)
     assert dbtools.attempts(db, run) == []
@@ -278,7 +278,7 @@ def test_cancel_a_pending_run(db, job) -> None:
 def test_cancel_a_terminal_run_changes_nothing(db, job) -> None:
     run = dbtools.make_run(db, job)
     claim(db)
-    db.execute("SELECT jobledger.complete_run(%s, 1, %s, 0)", (run, WORKER))
+    db.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 0)", (run, WORKER))
     before = dbtools.run_row(db, run)
     assert db.execute("SELECT jobledger.cancel_run(%s) AS ok", (run,)).fetchone() == {"ok": False}
     assert dbtools.run_row(db, run) == before
@@ -299,9 +299,9 @@ def _execute_in_background(conn: psycopg.Connection, run: uuid.UUID, application
         try:
             with conn.transaction():
                 conn.execute("SELECT set_config('application_name',"
-                             " coalesce(%s, jobledger.run_application_name(%s)), true)", (application_name, run))
+                             " coalesce(%s, jobledger_internal.run_application_name(%s)), true)", (application_name, run))
                 conn.execute("INSERT INTO public.dest SELECT 1 FROM pg_sleep(30)")
-                conn.execute("SELECT jobledger.complete_run(%s, 1, %s, 1)", (run, WORKER))
+                conn.execute("SELECT jobledger_internal.complete_run(%s, 1, %s, 1)", (run, WORKER))
         except psycopg.Error as exc:
             outcome["error"] = exc
 
@@ -424,5 +424,5 @@ def test_a_takeover_leaves_a_backend_that_moved_on_alone(db, job, connect) -> No
 def test_runner_functions_are_not_public(db, function: str) -> None:
     row = db.execute("SELECT has_function_privilege('public', %s, 'EXECUTE') AS public,"
                      " p.prosecdef FROM pg_proc p WHERE p.oid = %s::regprocedure",
-                     (f"jobledger.{function}", f"jobledger.{function}")).fetchone()
+                     (f"jobledger_internal.{function}", f"jobledger_internal.{function}")).fetchone()
     assert row == {"public": False, "prosecdef": True}

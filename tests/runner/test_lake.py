@@ -28,15 +28,15 @@ import runnertools
 from jobledger import client, dataset_manifest, parquet_dataset
 
 LAKE_FUNCTIONS = (
-    "jobledger.claim_runs(text, integer)",
-    "jobledger.complete_run(uuid, integer, text, bigint, text)",
-    "jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval)",
-    "jobledger.heartbeat(text, uuid[])",
-    "jobledger.release_run(uuid, integer, text)",
+    "jobledger_internal.claim_runs(text, integer)",
+    "jobledger_internal.complete_run(uuid, integer, text, bigint, text)",
+    "jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval)",
+    "jobledger_internal.heartbeat(text, uuid[])",
+    "jobledger_internal.release_run(uuid, integer, text)",
     "jobledger.reconcile_orphaned(text, interval)",
-    "jobledger.emit_output(uuid, text, text, bytea, uuid[])",
-    "jobledger.lock_run(uuid, integer, text)",
-    "jobledger.report_progress(uuid, integer, text, bigint, integer)",
+    "jobledger_internal.emit_output(uuid, text, text, bytea, uuid[])",
+    "jobledger_internal.lock_run(uuid, integer, text)",
+    "jobledger_internal.report_progress(uuid, integer, text, bigint, integer)",
 )
 
 

@@ -12,14 +12,14 @@ import dbtools
 import runnertools
 
 RUNNER_FUNCTIONS = (
-    "jobledger.claim_runs(text, integer)",
-    "jobledger.complete_run(uuid, integer, text, bigint)",
-    "jobledger.fail_run(uuid, integer, text, text, text, text, boolean, interval)",
-    "jobledger.heartbeat(text, uuid[])",
-    "jobledger.release_run(uuid, integer, text)",
+    "jobledger_internal.claim_runs(text, integer)",
+    "jobledger_internal.complete_run(uuid, integer, text, bigint)",
+    "jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval)",
+    "jobledger_internal.heartbeat(text, uuid[])",
+    "jobledger_internal.release_run(uuid, integer, text)",
     "jobledger.reconcile_orphaned(text, interval)",
-    "jobledger.worker_start(text, text, integer, text, integer, interval)",
-    "jobledger.worker_beat(text, integer, boolean)",
+    "jobledger_internal.worker_start(text, text, integer, text, integer, interval)",
+    "jobledger_internal.worker_beat(text, integer, boolean)",
 )
 
 

@@ -30,10 +30,10 @@ import runnertools
 from jobledger import client
 
 GROUP = "jobledger_owners"
-OWNER_GRANT = (f"GRANT EXECUTE ON FUNCTION jobledger.attach_run(uuid, integer, text),"
-               " jobledger.complete_attached_run(uuid, integer, text, bigint, text),"
-               " jobledger.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),"
-               f" jobledger.lock_attached_run(uuid, integer, text) TO {GROUP}")
+OWNER_GRANT = (f"GRANT EXECUTE ON FUNCTION jobledger_internal.attach_run(uuid, integer, text),"
+               " jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text),"
+               " jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),"
+               f" jobledger_internal.lock_attached_run(uuid, integer, text) TO {GROUP}")
 
 
 @pytest.fixture

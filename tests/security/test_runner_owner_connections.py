@@ -22,10 +22,10 @@ import runnertools
 
 GROUP = "jobledger_owners"
 MAP_LINE = f"local all +{GROUP} peer map=jobledger\n"
-GRANT = (f"GRANT EXECUTE ON FUNCTION jobledger.attach_run(uuid, integer, text),"
-         " jobledger.complete_attached_run(uuid, integer, text, bigint, text),"
-         " jobledger.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),"
-         f" jobledger.lock_attached_run(uuid, integer, text) TO {GROUP}")
+GRANT = (f"GRANT EXECUTE ON FUNCTION jobledger_internal.attach_run(uuid, integer, text),"
+         " jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text),"
+         " jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),"
+         f" jobledger_internal.lock_attached_run(uuid, integer, text) TO {GROUP}")
 
 
 def _login_fails(db: psycopg.Connection, role: str) -> bool:
@@ -193,20 +193,20 @@ def test_an_owner_connection_cannot_complete_a_run_it_does_not_execute(db, owner
     db.execute(sql.SQL("GRANT INSERT ON public.t TO {}").format(sql.Identifier(owner_b)))
     runnertools.define(connect(user=owner_b), "b_job", "SELECT 1 AS n", "t")
     run = runnertools.submit(db, "b_job")
-    claimed = db.execute("SELECT id, attempt FROM jobledger.claim_runs('w')").fetchall()
+    claimed = db.execute("SELECT id, attempt FROM jobledger_internal.claim_runs('w')").fetchall()
     assert [c["id"] for c in claimed] == [run]
     as_a, as_b = connect(user=owner_a), connect(user=owner_b)
-    for call in ("SELECT jobledger.attach_run(%(run)s, 1, 'w')",
-                 "SELECT jobledger.complete_attached_run(%(run)s, 1, 'w', 5)"):
+    for call in ("SELECT jobledger_internal.attach_run(%(run)s, 1, 'w')",
+                 "SELECT jobledger_internal.complete_attached_run(%(run)s, 1, 'w', 5)"):
         with pytest.raises(psycopg.Error) as caught:
             as_a.execute(call, {"run": run})
         assert dbtools.category(caught.value) == "run_fenced"
     # owner_b, not attached yet, cannot complete it either; attached, it can.
     with pytest.raises(psycopg.Error) as caught:
-        as_b.execute("SELECT jobledger.complete_attached_run(%(run)s, 1, 'w', 5)", {"run": run})
+        as_b.execute("SELECT jobledger_internal.complete_attached_run(%(run)s, 1, 'w', 5)", {"run": run})
     assert dbtools.category(caught.value) == "run_fenced"
     assert dbtools.run_row(db, run)["status"] == "running"
-    as_b.execute("SELECT jobledger.attach_run(%(run)s, 1, 'w')", {"run": run})
+    as_b.execute("SELECT jobledger_internal.attach_run(%(run)s, 1, 'w')", {"run": run})
     assert dbtools.run_row(db, run)["backend_pid"] == as_b.info.backend_pid
-    as_b.execute("SELECT jobledger.complete_attached_run(%(run)s, 1, 'w', 5)", {"run": run})
+    as_b.execute("SELECT jobledger_internal.complete_attached_run(%(run)s, 1, 'w', 5)", {"run": run})
     assert dbtools.run_row(db, run)["status"] == "succeeded"

@@ -19,9 +19,11 @@ SCHEMA_IS_OURS = "CREATE SCHEMA jobledger;\n"
 # name; see sql/objects/05_calling_role.sql, 52_denied_dependencies.sql and
 # test_extension's INLINED).
 ACCEPTED = {
+    "PS005: Function without explicit search_path: jobledger_internal.calling_role()",
+    # Where the released 0.2.0-0.4.0 scripts defined it.
     "PS005: Function without explicit search_path: jobledger.calling_role()",
     "PS005: Function without explicit search_path:"
-    " jobledger.denied_dependencies(owner name,dependencies jsonb,what text)",
+    " jobledger_internal.denied_dependencies(owner name,dependencies jsonb,what text)",
 }
 
 

@@ -97,7 +97,7 @@ def test_snapshot_sees_what_an_upgrade_could_miss(jobledger_server, fresh_snapsh
     a changed column, function, index, comment, grant and enum order."""
     changes = [
         "ALTER TABLE jobledger.run ALTER COLUMN priority SET DEFAULT 1",
-        "CREATE OR REPLACE FUNCTION jobledger.job_version_immutable() RETURNS trigger LANGUAGE plpgsql"
+        "CREATE OR REPLACE FUNCTION jobledger_internal.job_version_immutable() RETURNS trigger LANGUAGE plpgsql"
         " SET search_path = pg_catalog, jobledger, pg_temp AS $$ BEGIN RETURN NEW; END $$",
         "DROP INDEX jobledger.run_claim_idx",
         "COMMENT ON TABLE jobledger.job IS 'changed'",

@@ -1,4 +1,4 @@
-"""Claiming runs: what jobledger.claim_runs hands a runner.
+"""Claiming runs: what jobledger_internal.claim_runs hands a runner.
 
 Each executor connection claims for itself.  claim_runs records
 ``pg_backend_pid()`` of the connection calling it, so the backend the ledger

@@ -2,10 +2,10 @@
 -- block each, loaded by jobledger.runner.process like queries.sql.
 
 -- name: worker_start
-SELECT jobledger.worker_start(%(worker)s, %(hostname)s, %(pid)s, %(version)s, %(concurrency)s, %(lease)s)
+SELECT jobledger_internal.worker_start(%(worker)s, %(hostname)s, %(pid)s, %(version)s, %(concurrency)s, %(lease)s)
 
 -- name: worker_beat
-SELECT jobledger.worker_beat(%(worker)s, %(runs_in_flight)s, %(stopped)s) AS known
+SELECT jobledger_internal.worker_beat(%(worker)s, %(runs_in_flight)s, %(stopped)s) AS known
 
 -- name: queue_depth
 -- Pending runs by job, ready now or waiting for run_after; every job the

@@ -44,8 +44,8 @@ class Presence:
             raise
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction) as exc:
             self.enabled = False
-            log.warning("not recorded in jobledger.workers: %s (grant EXECUTE on jobledger.worker_start and "
-                        "jobledger.worker_beat to the runner's role; they exist from jobledger 0.4.0 on)",
+            log.warning("not recorded in jobledger.workers: %s (grant EXECUTE on jobledger_internal.worker_start and "
+                        "jobledger_internal.worker_beat to the runner's role; they exist from jobledger 0.4.0 on)",
                         (exc.diag.message_primary or str(exc)).strip())
             return None
 

@@ -49,7 +49,7 @@ SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql,
                                           THEN c.parameters END) AS p) AS parameter_shape,
        c.mode, c.owner, c.timeout_ms, c.destination, c.destination_schema, c.destination_table,
        c.primary_key, c.created_at, c.started_at
-  FROM jobledger.claim_runs(%(worker)s, %(max_runs)s) AS c
+  FROM jobledger_internal.claim_runs(%(worker)s, %(max_runs)s) AS c
 
 -- name: run_context
 -- The start of a run's transaction: everything LOCAL, so it ends with it.
@@ -60,7 +60,7 @@ SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql,
 SELECT pg_catalog.set_config('role', %(owner)s, true),
        pg_catalog.set_config('statement_timeout', %(timeout_ms)s, true),
        pg_catalog.set_config('search_path', %(search_path)s, true),
-       pg_catalog.set_config('application_name', jobledger.run_application_name(%(run)s), true)
+       pg_catalog.set_config('application_name', jobledger_internal.run_application_name(%(run)s), true)
 
 -- name: describe_context
 -- Finding the columns a run's query produces: parsed (never executed) as the
@@ -120,17 +120,17 @@ SELECT pg_catalog.set_config('role', 'none', true),
        pg_catalog.set_config('idle_in_transaction_session_timeout', '0', true)
 
 -- name: complete_run
-SELECT jobledger.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
+SELECT jobledger_internal.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
 
 -- name: fail_run
-SELECT jobledger.fail_run(%(run)s, %(attempt)s, %(worker)s, %(error)s, %(sqlstate)s, %(category)s,
+SELECT jobledger_internal.fail_run(%(run)s, %(attempt)s, %(worker)s, %(error)s, %(sqlstate)s, %(category)s,
                           %(retry)s, %(backoff)s) AS status
 
 -- name: release_run
-SELECT jobledger.release_run(%(run)s, %(attempt)s, %(worker)s) AS released
+SELECT jobledger_internal.release_run(%(run)s, %(attempt)s, %(worker)s) AS released
 
 -- name: heartbeat
-SELECT jobledger.heartbeat(%(worker)s, %(runs)s::uuid[]) AS touched
+SELECT jobledger_internal.heartbeat(%(worker)s, %(runs)s::uuid[]) AS touched
 
 -- name: reconcile_orphaned
 SELECT jobledger.reconcile_orphaned(%(reason)s, %(lease)s) AS changed
@@ -152,32 +152,32 @@ SELECT pg_catalog.pg_size_bytes(coalesce(nullif(pg_catalog.current_setting('jobl
 EXPLAIN (FORMAT JSON) {query}
 
 -- name: emit_output
-SELECT jobledger.emit_output(%(run)s, %(name)s, %(content_type)s, %(data)s, %(parents)s::uuid[]) AS id
+SELECT jobledger_internal.emit_output(%(run)s, %(name)s, %(content_type)s, %(data)s, %(parents)s::uuid[]) AS id
 
 -- name: lock_run
-SELECT jobledger.lock_run(%(run)s, %(attempt)s, %(worker)s)
+SELECT jobledger_internal.lock_run(%(run)s, %(attempt)s, %(worker)s)
 
 -- name: report_progress
-SELECT jobledger.report_progress(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(progress)s) AS reported
+SELECT jobledger_internal.report_progress(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(progress)s) AS reported
 
 -- name: complete_run_snapshot
-SELECT jobledger.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
+SELECT jobledger_internal.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
 
 -- ---- --connect-as-owner (runner.owners): on the job owner's connection ----
 
 -- name: attach_run
 -- Before the run's transaction, in one of its own: this backend executes the run.
-SELECT jobledger.attach_run(%(run)s, %(attempt)s, %(worker)s)
+SELECT jobledger_internal.attach_run(%(run)s, %(attempt)s, %(worker)s)
 
 -- name: complete_attached_run
-SELECT jobledger.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
+SELECT jobledger_internal.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
 
 -- name: complete_attached_run_snapshot
-SELECT jobledger.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
+SELECT jobledger_internal.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
 
 -- name: emit_attached_output
-SELECT jobledger.emit_attached_output(%(run)s, %(attempt)s, %(worker)s, %(name)s, %(content_type)s, %(data)s,
+SELECT jobledger_internal.emit_attached_output(%(run)s, %(attempt)s, %(worker)s, %(name)s, %(content_type)s, %(data)s,
                                       %(parents)s::uuid[]) AS id
 
 -- name: lock_attached_run
-SELECT jobledger.lock_attached_run(%(run)s, %(attempt)s, %(worker)s)
+SELECT jobledger_internal.lock_attached_run(%(run)s, %(attempt)s, %(worker)s)

@@ -23,7 +23,7 @@ COMMENT ON COLUMN jobledger.job_version_check.query_end IS
 COMMENT ON COLUMN jobledger.job_version_check.shapes IS
     'Output columns [[name, type], ...] by the kinds of the untyped values (see the README): what submit_job compares with the destination.';
 COMMENT ON COLUMN jobledger.job_version_check.dependencies IS
-    'What the query uses, by name: [{"schema", "relation", "column"} | {"function"}]; every submit checks the owner may still use it (jobledger.denied_dependencies).';
+    'What the query uses, by name: [{"schema", "relation", "column"} | {"function"}]; every submit checks the owner may still use it (jobledger_internal.denied_dependencies).';
 COMMENT ON COLUMN jobledger.job_version_check.problem IS
     'Why this version can no longer be submitted (NULL when it can); its owner defines the job again.';
 SELECT pg_catalog.pg_extension_config_dump('jobledger.job_version_check', '');
