@@ -27,7 +27,17 @@ PLPYTHON ?= $(shell plpython/interpreter.sh $(PG_CONFIG))
 # Install and upgrade scripts are assembled from sql/migrations, sql/objects
 # and plpython/ by sql/assemble.py (stdlib only; any python3 runs it).
 ASSEMBLE = python3 sql/assemble.py
-BUILT_SCRIPTS := $(shell $(ASSEMBLE) --list --out build 2>/dev/null)
+# Older releases to offer too (`all`, or e.g. RELEASES=0.4.0): their frozen
+# install scripts and their Python packages (sql/released/), so that
+# CREATE EXTENSION jobledger VERSION '<old>' works, e.g. to restore a dump of
+# that version (README, "Restoring a dump of an older version").  Upgrade
+# scripts from every release are always installed.
+RELEASES ?=
+RELEASE_VERSIONS := $(shell $(ASSEMBLE) --release-versions --releases '$(RELEASES)')
+ifneq ($(.SHELLSTATUS),0)
+$(error RELEASES='$(RELEASES)': $(shell $(ASSEMBLE) --release-versions --releases '$(RELEASES)' 2>&1))
+endif
+BUILT_SCRIPTS := $(shell $(ASSEMBLE) --list --out build --releases '$(RELEASES)' 2>/dev/null)
 SQL_SOURCES := sql/jobledger.control sql/assemble.py $(wildcard sql/migrations/*/*.sql sql/objects/*.sql sql/after/*.sql sql/released/*.sql plpython/*.sql plpython/*.py)
 
 MODULEDIR = extension
@@ -57,9 +67,12 @@ install-python:
 	@test -n '$(PLPYTHON)' || { echo "cannot find the Python plpython3u uses: install postgresql-plpython3-<major> or set PLPYTHON" >&2; exit 1; }
 	@$(PLPYTHON) -m pip --version >/dev/null 2>&1 || { echo "$(PLPYTHON) has no pip: install python3-pip" >&2; exit 1; }
 	$(PLPYTHON) plpython/install_package.py install '$(DESTDIR)$(PYTHON_LIBDIR)' '$(EXTVERSION)' ./python
+	@for v in $(RELEASE_VERSIONS); do \
+		$(PLPYTHON) plpython/install_package.py install-release '$(DESTDIR)$(PYTHON_LIBDIR)' "$$v" "sql/released/jobledger-$$v-python.tar.gz" || exit 1; \
+	done
 
 uninstall-python:
-	python3 plpython/install_package.py uninstall '$(DESTDIR)$(PYTHON_LIBDIR)' '$(EXTVERSION)'
+	python3 plpython/install_package.py uninstall '$(DESTDIR)$(PYTHON_LIBDIR)' '$(EXTVERSION)' $(RELEASE_VERSIONS)
 	-rmdir '$(DESTDIR)$(PYTHON_LIBDIR)' 2>/dev/null
 
 # ---- developer targets --------------------------------------------------
@@ -80,9 +93,11 @@ db-stop:
 	$(DEVENV) stop
 
 # Installs what is missing, starts the private cluster (unless PG* names a
-# server), installs the extension into the server of PG_CONFIG, runs pytest.
+# server), installs the extension (with every older release, which the
+# upgrade and restore tests start from) into the server of PG_CONFIG, runs
+# pytest.
 test: deps
-	$(MAKE) --no-print-directory install
+	$(MAKE) --no-print-directory install RELEASES=all
 	$(DEVENV) start
 	env $$($(DEVENV) env) $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Install jobledger's server-side Python package so that no session ever sees it half-installed.
 
-    install_package.py install   LIBDIR VERSION SOURCE   (run by the Python plpython3u uses)
-    install_package.py uninstall LIBDIR VERSION
+    install_package.py install         LIBDIR VERSION SOURCE    (run by the Python plpython3u uses)
+    install_package.py install-release LIBDIR VERSION TARBALL   (a release's frozen package)
+    install_package.py uninstall       LIBDIR VERSION [VERSION ...]
 
 Layout under LIBDIR (``$(pkglibdir)/jobledger``):
 
@@ -24,6 +25,11 @@ allow it (otherwise moved aside first: a moment without the version), and
 removed at once: sessions that loaded it looked it up by the name
 ``<version>``, which now leads to the new content.
 
+A release's package (``install-release``) comes from its frozen archive
+(``sql/released/jobledger-<version>-python.tar.gz``), installed the same way;
+the install records the archive's SHA-256 in ``.source-sha256``, and the
+same archive is not installed again.
+
 Standard library only.
 """
 
@@ -32,11 +38,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 
 MARK = ".in-use"
@@ -112,18 +121,47 @@ def _remove_unused(libdir: pathlib.Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def install(libdir: pathlib.Path, version: str, source: str) -> None:
+SOURCE_MARK = ".source-sha256"
+
+
+def install(libdir: pathlib.Path, version: str, source: str, source_sha256: str | None = None) -> None:
     libdir.mkdir(parents=True, exist_ok=True)
     content = f"{version}.{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     partial = libdir / f"{content}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     subprocess.run([sys.executable, *PIP, "--target", str(partial), source], check=True)
     shutil.rmtree(partial / "bin", ignore_errors=True)
+    if source_sha256:
+        (partial / SOURCE_MARK).write_text(source_sha256 + "\n")
     (partial / MARK).touch()
     partial.rename(libdir / content)
     _point(libdir, version, content)
     _say(f"{libdir / version} -> {content}")
     _remove_unused(libdir)
+
+
+def install_release(libdir: pathlib.Path, version: str, tarball: pathlib.Path) -> None:
+    """Install a release's frozen package, unless that archive is installed."""
+    sha = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    installed = libdir / version / SOURCE_MARK
+    if installed.is_file() and installed.read_text().strip() == sha and (libdir / version / MARK).exists():
+        _say(f"{libdir / version}: release {version} already installed from {tarball.name}")
+        return
+    with tempfile.TemporaryDirectory(prefix=f"jobledger-{version}-") as temp:
+        with tarfile.open(tarball) as archive:
+            top = f"jobledger-{version}/"
+            members = archive.getmembers()
+            bad = [m.name for m in members
+                   if not (m.name + "/").startswith(top) or ".." in m.name.split("/")
+                   or not (m.isfile() or m.isdir())]
+            if bad:
+                raise SystemExit(f"install_package: {tarball}: unexpected entries {bad[:3]}")
+            archive.extractall(temp, members=members)
+        source = pathlib.Path(temp) / top / "python"
+        version_line = f"default_version = '{version}'"
+        if version_line not in (source.parent / "sql" / "jobledger.control").read_text():
+            raise SystemExit(f"install_package: {tarball} is not the package of release {version}")
+        install(libdir, version, str(source), sha)
 
 
 def uninstall(libdir: pathlib.Path, version: str) -> None:
@@ -139,8 +177,11 @@ def uninstall(libdir: pathlib.Path, version: str) -> None:
 def main(argv: list[str]) -> int:
     if len(argv) == 4 and argv[0] == "install":
         install(pathlib.Path(argv[1]), argv[2], argv[3])
-    elif len(argv) == 3 and argv[0] == "uninstall":
-        uninstall(pathlib.Path(argv[1]), argv[2])
+    elif len(argv) == 4 and argv[0] == "install-release":
+        install_release(pathlib.Path(argv[1]), argv[2], pathlib.Path(argv[3]))
+    elif len(argv) >= 3 and argv[0] == "uninstall":
+        for version in argv[2:]:
+            uninstall(pathlib.Path(argv[1]), version)
     else:
         print(__doc__.split("\n\n")[1], file=sys.stderr)
         return 2

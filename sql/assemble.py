@@ -16,9 +16,15 @@ Sources (all under the repository root):
 * ``plpython/prelude.py``: the per-session prelude, put into each PL/Python
   function where its body says ``@PRELUDE@``.
 * ``sql/released/jobledger--<version>.sql``: the install script of each
-  released version, frozen when it was released (``--freeze``).  They are
-  installed too, so ``CREATE EXTENSION jobledger VERSION '<old>'`` works and
-  every upgrade path can be tested.
+  released version, frozen when it was released (``--freeze``), and
+  ``sql/released/jobledger-<version>-python.tar.gz``: that release's Python
+  package (``git archive`` of ``python/`` and the control file at the commit
+  that froze the script).  An upgrade script from every release is always
+  installed; a release's own install script only when asked for
+  (``--releases``, ``make install RELEASES=...``), together with its package,
+  so that ``CREATE EXTENSION jobledger VERSION '<old>'`` works where a DBA
+  wants it (restoring a dump of that version; the upgrade tests), and no
+  server offers a release it cannot run.
 
 ``jobledger--X.sql`` (install) holds every migration, then every definition.
 ``jobledger--W--X.sql`` (upgrade) first checks that the migrations the
@@ -178,13 +184,37 @@ def upgrade_script(from_version: str, root: pathlib.Path = ROOT) -> str:
     )
 
 
-def scripts(root: pathlib.Path = ROOT) -> dict[str, str]:
-    """File name -> content (with @PYTHON_LIBDIR@) for everything to install."""
+def released_package(version: str, root: pathlib.Path = ROOT) -> pathlib.Path:
+    """The frozen Python package of a released version (a tar.gz)."""
+    return root / "sql" / "released" / f"{EXTENSION}-{version}-python.tar.gz"
+
+
+def chosen_releases(spec: str, root: pathlib.Path = ROOT) -> list[str]:
+    """The older releases ``spec`` names: ``all``, or versions separated by
+    spaces or commas, or nothing."""
+    version = current_version(root)
+    older = [v for v in released_versions(root) if version_key(v) < version_key(version)]
+    names = [n for n in re.split(r"[\s,]+", spec.strip()) if n]
+    if names == ["all"]:
+        return older
+    unknown = [n for n in names if n not in older]
+    if unknown:
+        raise SystemExit(
+            f"assemble: no older release {', '.join(unknown)} (released before {version}: {', '.join(older)})"
+        )
+    return sorted(set(names), key=version_key)
+
+
+def scripts(root: pathlib.Path = ROOT, releases: list[str] | None = None) -> dict[str, str]:
+    """File name -> content (with @PYTHON_LIBDIR@) to install: the current
+    install script, an upgrade from every release, and the install scripts
+    of ``releases`` (every older release when None)."""
     version = current_version(root)
     out = {f"{EXTENSION}--{version}.sql": install_script(root)}
     for old in released_versions(root):
         if version_key(old) < version_key(version):
-            out[f"{EXTENSION}--{old}.sql"] = frozen_script(old, root)
+            if releases is None or old in releases:
+                out[f"{EXTENSION}--{old}.sql"] = frozen_script(old, root)
             out[f"{EXTENSION}--{old}--{version}.sql"] = upgrade_script(old, root)
     return out
 
@@ -215,11 +245,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--list", action="store_true", help="print the paths --out would write")
     parser.add_argument("--freeze", action="store_true", help="record the current version as released")
     parser.add_argument("--check", action="store_true", help="fail if released SQL was edited")
+    parser.add_argument("--releases", default="",
+                        help="with --list: also the install scripts of these older releases ('all' or versions)")
+    parser.add_argument("--release-versions", action="store_true",
+                        help="print the older releases --releases names, one per line")
     args = parser.parse_args(argv)
 
+    if args.release_versions:
+        print("\n".join(chosen_releases(args.releases)))
+        return 0
     if args.list:
         out = args.out or pathlib.Path(".")
-        print("\n".join(str(out / name) for name in scripts()))
+        print("\n".join(str(out / name) for name in scripts(releases=chosen_releases(args.releases))))
         return 0
     if args.check:
         problems = frozen_problems()

@@ -25,7 +25,7 @@ BEGIN
                     'message', pg_catalog.format('its owner %s no longer exists', v.owner)));
             ELSE
                 EXECUTE pg_catalog.format('SET LOCAL ROLE %I', v.owner);
-                outcome := jobledger.analyse_version_py(v.job, v.query, v.params::pg_catalog.text);
+                outcome := jobledger_internal.analyse_version_py(v.job, v.query, v.params::pg_catalog.text);
                 RESET ROLE;
             END IF;
         EXCEPTION WHEN OTHERS THEN

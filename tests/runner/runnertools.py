@@ -119,7 +119,7 @@ def out_rows(conn: psycopg.Connection) -> list[int]:
 def executing(conn: psycopg.Connection, run: uuid.UUID) -> bool:
     """The run's backend is in the middle of its statement."""
     return conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = jobledger.run_application_name(%s)"
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = jobledger_internal.run_application_name(%s)"
         " AND state = 'active'"
         " AND query LIKE 'INSERT%%') AS busy", (run,)).fetchone()["busy"]
 
@@ -134,3 +134,39 @@ def backend_of(conn: psycopg.Connection, application_name: str) -> int | None:
     row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
                        (application_name,)).fetchone()
     return row["pid"] if row else None
+
+
+# ---- the server's client programs (pg_dump, pg_restore, psql) -------------
+
+
+def pg_bin(name: str) -> str:
+    """A client program of the server under test."""
+    return str(pathlib.Path(dbtools.pg_config("--bindir")) / name)
+
+
+def pg_tool_env(conn: psycopg.Connection) -> dict[str, str]:
+    """The environment for a client program to reach conn's server."""
+    info = dbtools.conninfo(conn)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(PGHOST=info["host"], PGPORT=str(info["port"]), PGUSER=info["user"])
+    if info["password"]:
+        env["PGPASSWORD"] = info["password"]
+    return env
+
+
+def pg_tool(conn: psycopg.Connection, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a client program against conn's server; it must succeed."""
+    done = subprocess.run(list(args), env=pg_tool_env(conn), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr}"
+    return done
+
+
+def drain(conn: psycopg.Connection, worker: str) -> None:
+    """Run `jobledger runner --drain` on conn's database until nothing is runnable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    runner = Runner(["--dsn", dsn(conn), "--worker-id", worker, "--drain"],
+                    pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"{worker}-{uuid.uuid4().hex[:6]}.log", env)
+    try:
+        assert runner.wait() == 0, runner.log()
+    finally:
+        runner.close()

@@ -41,25 +41,6 @@ LEDGER_TABLES = {
 }
 
 
-def _bin(name: str) -> str:
-    return str(pathlib.Path(dbtools.pg_config("--bindir")) / name)
-
-
-def _tool_env(conn: psycopg.Connection) -> dict[str, str]:
-    info = dbtools.conninfo(conn)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(PGHOST=info["host"], PGPORT=str(info["port"]), PGUSER=info["user"])
-    if info["password"]:
-        env["PGPASSWORD"] = info["password"]
-    return env
-
-
-def _run_tool(conn: psycopg.Connection, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(list(args), env=_tool_env(conn), capture_output=True, text=True, check=False)
-    assert done.returncode == 0, f"{' '.join(args)} exited {done.returncode}:\n{done.stderr}"
-    return done
-
-
 def _contents(conn: psycopg.Connection) -> dict[str, list[Any]]:
     found = {}
     for table, order in LEDGER_TABLES.items():
@@ -67,17 +48,6 @@ def _contents(conn: psycopg.Connection) -> dict[str, list[Any]]:
             sql.SQL(table), sql.SQL(order))
         found[table] = [row["r"] for row in conn.execute(query)]
     return found
-
-
-def _drain(conn: psycopg.Connection, worker: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
-    runner = runnertools.Runner(["--dsn", runnertools.dsn(conn), "--worker-id", worker, "--drain"],
-                                pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"{worker}-{uuid.uuid4().hex[:6]}.log",
-                                env)
-    try:
-        assert runner.wait() == 0, runner.log()
-    finally:
-        runner.close()
 
 
 @pytest.fixture
@@ -125,7 +95,7 @@ def test_every_row_survives_dump_and_restore_and_jobs_still_run(
     dumps = {}
     for fmt in ("c", "d", "p"):
         target = tmp_path / f"dump.{fmt}"
-        done = _run_tool(db, _bin("pg_dump"), "-F", fmt, "-f", str(target), dbname)
+        done = runnertools.pg_tool(db, runnertools.pg_bin("pg_dump"), "-F", fmt, "-f", str(target), dbname)
         assert "circular" not in done.stderr and "warning" not in done.stderr.lower(), done.stderr
         dumps[fmt] = target
 
@@ -134,10 +104,10 @@ def test_every_row_survives_dump_and_restore_and_jobs_still_run(
         db.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(restored)))
         try:
             if tool[0] == "psql":
-                done = _run_tool(db, _bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", restored,
+                done = runnertools.pg_tool(db, runnertools.pg_bin("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", restored,
                                  "-f", str(dumps[fmt]))
             else:
-                done = _run_tool(db, _bin(tool[0]), *tool[1:], "-d", restored, str(dumps[fmt]))
+                done = runnertools.pg_tool(db, runnertools.pg_bin(tool[0]), *tool[1:], "-d", restored, str(dumps[fmt]))
             assert "error" not in done.stderr.lower(), f"{name}: {done.stderr}"
             params = {**dbtools.conninfo(db), "dbname": restored}
             with psycopg.connect(**params, autocommit=True, row_factory=rows.dict_row) as conn:
@@ -156,7 +126,7 @@ def test_every_row_survives_dump_and_restore_and_jobs_still_run(
                     assert runnertools.submit(sub, "copy_n", {"n": 6}, idempotency_key="six") != granted
                 result = runnertools.submit(conn, "answer")
                 assert runnertools.submit(conn, "copy_n", {"n": 4}, idempotency_key="four") == ledger["pending"]
-                _drain(conn, f"restored-{fmt}")
+                runnertools.drain(conn, f"restored-{fmt}")
                 states = conn.execute(
                     "SELECT id, status FROM jobledger.run WHERE id = ANY(%s)",
                     ([ledger["pending"], again, granted, result],)).fetchall()

@@ -12,6 +12,11 @@
 -- deleting a job, version or run takes what hangs off it along, as
 -- ON DELETE CASCADE did; a version still used by runs or as a job's current
 -- version is not deleted; a new run locks and needs its job version.
+-- The one deferrable key is checked now: in a transaction that loaded
+-- ledger rows first (restoring a dump of an older release and updating in
+-- one transaction, README "Restoring a dump of an older version"), its
+-- pending checks would otherwise forbid dropping it.
+SET CONSTRAINTS jobledger.job_current_version_fkey IMMEDIATE;
 ALTER TABLE jobledger.job DROP CONSTRAINT job_current_version_fkey;
 ALTER TABLE jobledger.job_version DROP CONSTRAINT job_version_job_fkey;
 ALTER TABLE jobledger.job_grant DROP CONSTRAINT job_grant_job_fkey;
