@@ -51,7 +51,7 @@ import benchtools
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "python"))
 
-from jobledger import arrow_batches, parquet_dataset  # noqa: E402
+from jobledger.lake import arrow_batches, parquet_dataset  # noqa: E402
 
 DATABASE = "jobledger_bench_parquet"
 QUERY = """SELECT g::int8 AS id, ((g % 100000) / 7.0)::numeric(12,2) AS amount, 'row ' || g AS label,

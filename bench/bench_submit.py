@@ -22,7 +22,7 @@ by side, ``pgbench -n -M prepared -c 4 -j 2 -T <s> -f submit.sql@1 -f insert.sql
 - ``submit.sql``: ``SELECT jobledger.submit_job('bench_daily', <params>)``;
 - ``insert.sql``: the plain equivalent: the same ledger row (its values taken
   from a row a real submit_job wrote) inserted and notified in one statement,
-  the CTE submit_job itself runs (``_INSERT_RUN`` in python/jobledger/submit.py).
+  the CTE submit_job itself runs (``_INSERT_RUN`` in python/jobledger/server/submit.py).
 
 Variants: ``repeated`` (the same day in every call) and ``distinct`` (a
 random day in every call; the INSERT then writes that day into parameters and

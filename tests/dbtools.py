@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import psycopg
 from psycopg import rows, sql
 
-from jobledger import errors
+from jobledger.core import errors
 
 
 def conninfo(conn: psycopg.Connection) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Hypothesis strategies for job parameter values, shared by unit and database tests.
 
 Every strategy produces values as decoded JSON (``str``, ``decimal.Decimal``,
-``bool``, ``None``, lists, dicts), the form ``jobledger.params`` works with;
+``bool``, ``None``, lists, dicts), the form ``jobledger.server.params`` works with;
 ``submitted(name, value)`` writes the JSON object a run would submit.  The
 strings lean towards what breaks SQL quoting: quotes, backslashes, comment
 and dollar-quote markers, braces, control characters, non-ASCII, and long runs.
@@ -14,7 +14,7 @@ import decimal
 
 import hypothesis.strategies as st
 
-from jobledger import params
+from jobledger.server import params
 
 INT4_MIN, INT4_MAX = params.INT4_RANGE
 INT8_MIN, INT8_MAX = params.INT8_RANGE

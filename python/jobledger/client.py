@@ -13,7 +13,7 @@ and closes a connection of its own, which never prepares statements, so it
 works through a pooler in transaction mode; a connection you pass in for
 that needs ``prepare_threshold=None``).  Errors are the database's
 (``psycopg.Error``, with the jobledger category in its DETAIL; see
-``jobledger.errors.category_of_detail``) or ``TimeoutError`` from ``wait``.
+``jobledger.core.errors.category_of_detail``) or ``TimeoutError`` from ``wait``.
 """
 
 from __future__ import annotations
@@ -126,6 +126,6 @@ def result(conn_or_dsn: Connectable, run: uuid.UUID | str) -> pyarrow.Table:
             conn.rollback()
     assert found is not None
     # Imported here: pyarrow takes a while to import, and submit/wait do not need it.
-    from jobledger import ipc_result
+    from jobledger.lake import ipc_result
 
     return ipc_result.decode(bytes(found[0]))

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobledger import arrow_batches, errors, ipc_result, parquet_dataset
+from jobledger.core import errors
+from jobledger.lake import arrow_batches, ipc_result, parquet_dataset
 
 EDGE_TABLE = """
 CREATE TABLE public.edge (
@@ -145,7 +146,7 @@ def test_every_mapped_type_round_trips(edge: psycopg.Connection, tmp_path: pathl
 
 
 def pyarrow_type(arrow: str) -> pyarrow.DataType:
-    from jobledger import arrow_schema
+    from jobledger.lake import arrow_schema
 
     return arrow_schema.data_type(arrow)
 

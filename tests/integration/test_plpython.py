@@ -85,7 +85,7 @@ def _switch_versions(db: psycopg.Connection, connect, old: pathlib.Path) -> None
     conn.execute("""DO LANGUAGE plpython3u $$
 import sys
 sys.path.insert(0, %s)
-import jobledger, jobledger.server, jobledger.template, sqlglot, pglast, pglast.parser
+import jobledger, jobledger.server, jobledger.server.template, sqlglot, pglast, pglast.parser
 assert jobledger.__version__ == "0.0.9", jobledger.__file__
 GD["jobledger.version"] = "0.0.9"
 $$""".replace("%s", repr(str(old))))

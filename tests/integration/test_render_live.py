@@ -52,7 +52,7 @@ from psycopg import rows
 from psycopg import sql as pgsql
 
 import dbtools
-from jobledger import params, template
+from jobledger.server import params, template
 from tests import strategies
 from tests.unit import test_literals as lits
 from tests.unit import test_render as rendering

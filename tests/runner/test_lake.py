@@ -25,7 +25,9 @@ import pytest
 
 import dbtools
 import runnertools
-from jobledger import client, dataset_manifest, parquet_dataset
+from jobledger import client
+from jobledger.core import dataset_manifest
+from jobledger.lake import parquet_dataset
 
 LAKE_FUNCTIONS = (
     "jobledger_internal.claim_runs(text, integer)",

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobledger import arrow_schema, errors, ipc_result
+from jobledger.core import errors
+from jobledger.lake import arrow_schema, ipc_result
 
 UTC = datetime.timezone.utc
 BIG = decimal.Decimal("9" * 38)

@@ -1,4 +1,4 @@
-"""Unit tests for jobledger.literals: the SQL literal of one bound value.
+"""Unit tests for jobledger.server.literals: the SQL literal of one bound value.
 
 The forms are those of the module's docstring.  The property tests read each
 literal back with PostgreSQL's own grammar (pglast's ``parse_sql``, the AST
@@ -22,7 +22,7 @@ import hypothesis
 import hypothesis.strategies as st
 import pytest
 
-from jobledger import literals, params, pgparse
+from jobledger.server import literals, params, pgparse
 from tests import strategies
 
 SETTINGS = hypothesis.settings(

@@ -1,4 +1,4 @@
-"""Unit tests for jobledger.params: declarations, and binding of submitted values."""
+"""Unit tests for jobledger.server.params: declarations, and binding of submitted values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import uuid
 
 import pytest
 
-from jobledger import errors, params
+from jobledger.core import errors
+from jobledger.server import params
 
 EXAMPLE = {
     "day": {"type": "date"},

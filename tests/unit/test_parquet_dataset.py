@@ -15,7 +15,8 @@ import pyarrow
 import pyarrow.parquet
 import pytest
 
-from jobledger import arrow_schema, dataset_manifest, errors, parquet_dataset
+from jobledger.core import dataset_manifest, errors
+from jobledger.lake import arrow_schema, parquet_dataset
 
 PYTHON_DIR = pathlib.Path(__file__).resolve().parents[2] / "python"
 SCHEMA = arrow_schema.schema([("id", "int64"), ("amount", "decimal128(12,2)"), ("label", "string")])
@@ -271,7 +272,7 @@ def test_two_committers_racing_for_one_version_both_land(tmp_path: pathlib.Path,
 WORKER = """
 import sys
 import pyarrow
-from jobledger import arrow_schema, parquet_dataset
+from jobledger.lake import arrow_schema, parquet_dataset
 root, worker = sys.argv[1], int(sys.argv[2])
 schema = arrow_schema.schema([("id", "int64")])
 for n in range(5):

@@ -1,4 +1,4 @@
-"""Unit tests for jobledger.render and jobledger.shapes: splicing checked
+"""Unit tests for jobledger.server.render and jobledger.server.shapes: splicing checked
 literals into the verbatim template, the PostgreSQL-grammar check of every
 rendered query, and the shapes of values that decide output types."""
 
@@ -12,7 +12,8 @@ import hypothesis
 import hypothesis.strategies as st
 import pytest
 
-from jobledger import errors, literals, params, render, shapes, template
+from jobledger.core import errors
+from jobledger.server import literals, params, render, shapes, template
 from tests import strategies
 from tests.unit import test_literals as lits
 

@@ -1,10 +1,10 @@
-"""Unit tests for jobledger.schema_diff: does a query's output fit its destination table?"""
+"""Unit tests for jobledger.core.schema_diff: does a query's output fit its destination table?"""
 
 from __future__ import annotations
 
 import pytest
 
-from jobledger import errors, schema_diff
+from jobledger.core import errors, schema_diff
 
 Column = schema_diff.DestinationColumn
 

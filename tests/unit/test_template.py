@@ -1,4 +1,4 @@
-"""Unit tests for jobledger.template: what a job template may be, and where placeholders go.
+"""Unit tests for jobledger.server.template: what a job template may be, and where placeholders go.
 
 PostgreSQL's own grammar (pglast / libpg_query) decides; sqlglot only finds
 the placeholders, and the two must agree.  Accepted templates are kept
@@ -15,7 +15,8 @@ import hypothesis
 import hypothesis.strategies as st
 import pytest
 
-from jobledger import errors, params, pgparse, render, template
+from jobledger.core import errors
+from jobledger.server import params, pgparse, render, template
 from tests import strategies
 
 

@@ -41,7 +41,8 @@ from typing import Any, Callable
 import psycopg
 from psycopg import rows, sql
 
-from jobledger import destinations, errors, preflight
+from jobledger.core import destinations, errors
+from jobledger.core.search_path import TEMPLATE_SEARCH_PATH
 from jobledger.runner import claim, queries, session, wire
 
 log = logging.getLogger("jobledger.runner")
@@ -155,7 +156,7 @@ def describe(conn: psycopg.Connection, query: str, owner: str) -> tuple[str, ...
     encoding = conn.info.encoding
     with conn.transaction():
         conn.execute(queries.get("describe_context"),
-                     {"owner": owner, "search_path": preflight.TEMPLATE_SEARCH_PATH})
+                     {"owner": owner, "search_path": TEMPLATE_SEARCH_PATH})
         pgconn = conn.pgconn
         for result in (pgconn.prepare(b"", query.encode(encoding)), pgconn.describe_prepared(b"")):
             if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
@@ -209,7 +210,7 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
             pipeline.send(queries.pipelined("run_context"), {
                 "owner": run.owner,
                 "timeout_ms": str(run.timeout_ms or 0),
-                "search_path": preflight.TEMPLATE_SEARCH_PATH,
+                "search_path": TEMPLATE_SEARCH_PATH,
                 "run": run.id,
             })
             for step in steps:

@@ -77,8 +77,9 @@ import pyarrow
 from psycopg import conninfo as pg_conninfo
 from psycopg import rows, sql
 
-from jobledger import (arrow_batches, dataset_manifest, destinations, errors, ipc_result, parquet_dataset,
-                       preflight)
+from jobledger.core import dataset_manifest, destinations, errors
+from jobledger.core.search_path import TEMPLATE_SEARCH_PATH
+from jobledger.lake import arrow_batches, ipc_result, parquet_dataset
 from jobledger.runner import claim, faults, queries, session
 from jobledger.runner import execute as table_execute
 
@@ -345,7 +346,7 @@ def _run_context(conn: psycopg.Connection, run: claim.ClaimedRun) -> None:
     conn.execute(queries.get("run_context"), {
         "owner": run.owner,
         "timeout_ms": str(run.timeout_ms or 0),
-        "search_path": preflight.TEMPLATE_SEARCH_PATH,
+        "search_path": TEMPLATE_SEARCH_PATH,
         "run": run.id,
     })
 

@@ -1,0 +1,286 @@
+"""The PostgreSQL → Arrow type mapping, and the comparison of Arrow schemas.
+
+Pure Python on purpose: the server-side preflight (PL/Python, which has only
+sqlglot) imports it to check a job's query against an existing dataset at
+submit time, and the client side (``arrow_schema``, ``arrow_batches``,
+``parquet_dataset``) uses the same table, so the two can never disagree.
+
+Arrow types are written as short strings, the *description* form, which is
+also what a dataset manifest stores::
+
+    bool int16 int32 int64 float32 float64 decimal128(p,s) decimal256(p,s)
+    string binary date32 timestamp[us] timestamp[us, tz=UTC] uuid json list<T>
+
+PostgreSQL types are ``format_type()`` text, as ``preflight.query_columns``
+and the runner's result description give them.  The mapping (``MAPPING_TABLE``
+has it in words, for the README):
+
+* ``numeric(p,s)`` keeps its precision and scale: ``decimal128(p,s)`` up to
+  38 digits, ``decimal256(p,s)`` up to 76.  Refused: plain ``numeric``
+  (no precision and scale: any fixed choice either rounds values or fails
+  some rows at run time, and a schema guessed from the data would change
+  from run to run and break appends; cast it, e.g. ``CAST(sum(x) AS
+  numeric(20,2))``), more than 76 digits, and a negative scale or one larger
+  than the precision (Parquet's DECIMAL cannot hold them).  NaN and
+  ±Infinity values fail the run (``value_not_representable``).
+* ``timestamp`` → ``timestamp[us]`` (no zone, as written); ``timestamptz`` →
+  ``timestamp[us, tz=UTC]``: the instant, whatever the session's TimeZone.
+  ±infinity fails the run, and so do years after 294246 (Arrow counts
+  microseconds from 1970 in 64 bits; PostgreSQL goes on to 294276).
+* ``uuid`` → Arrow's canonical ``arrow.uuid`` extension type (16 bytes; Parquet
+  UUID), ``json``/``jsonb`` → the canonical ``arrow.json`` extension type (the
+  JSON text; Parquet JSON).  Readers without the extensions see
+  ``fixed_size_binary(16)`` and ``string``.
+* one-dimensional arrays → ``list<T>`` of the element's mapping; a value with
+  more dimensions fails the run, and lower bounds other than 1 are dropped.
+* everything else (interval, time, money, network types, enums, domains,
+  composite types, ranges, ``"char"`` ...) is refused with the column's name;
+  cast it to a mapped type (``CAST(x AS text)``) in the query.
+"""
+
+from __future__ import annotations
+
+import collections
+import collections.abc
+import dataclasses
+import re
+
+from jobledger.core import errors, schema_diff
+
+DECIMAL128_MAX_PRECISION = 38
+DECIMAL256_MAX_PRECISION = 76
+
+# format_type() family (as schema_diff.parse_type normalises it) -> description.
+_SIMPLE: dict[str, str] = {
+    "smallint": "int16",
+    "integer": "int32",
+    "bigint": "int64",
+    "real": "float32",
+    "double precision": "float64",
+    "text": "string",
+    "character varying": "string",
+    "character": "string",
+    "name": "string",
+    "boolean": "bool",
+    "date": "date32",
+    "timestamp without time zone": "timestamp[us]",
+    "timestamp with time zone": "timestamp[us, tz=UTC]",
+    "uuid": "uuid",
+    "json": "json",
+    "jsonb": "json",
+    "bytea": "binary",
+}
+
+# The mapping in words: (PostgreSQL, Arrow, note), for the README and the report.
+MAPPING_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("smallint", "int16", ""),
+    ("integer", "int32", ""),
+    ("bigint", "int64", ""),
+    ("real", "float32", "NaN and ±Infinity kept"),
+    ("double precision", "float64", "NaN and ±Infinity kept"),
+    ("numeric(p,s), p <= 38", "decimal128(p,s)", "exact; NaN/±Infinity fail the run"),
+    ("numeric(p,s), 38 < p <= 76", "decimal256(p,s)", "exact; NaN/±Infinity fail the run"),
+    ("numeric (no typmod), p > 76, s < 0 or s > p", "refused", "cast to numeric(p,s)"),
+    ("text, character varying(n), character(n), name", "string", "character(n) keeps its blanks"),
+    ("boolean", "bool", ""),
+    ("date", "date32", "±infinity fails the run"),
+    ("timestamp(p)", "timestamp[us]", "±infinity and years after 294246 fail the run"),
+    ("timestamp(p) with time zone", "timestamp[us, tz=UTC]",
+     "the instant, whatever the session's TimeZone; ±infinity and years after 294246 fail the run"),
+    ("uuid", "uuid", "arrow.uuid extension, fixed_size_binary(16) storage"),
+    ("json, jsonb", "json", "arrow.json extension, string storage: the JSON text"),
+    ("bytea", "binary", ""),
+    ("T[] (one dimension)", "list<T>", "element NULLs kept; multi-dimensional values fail the run"),
+    ("anything else", "refused", "cast it to a mapped type in the query"),
+)
+
+_DECIMAL_RE = re.compile(r"decimal(?P<bits>128|256)\((?P<p>[0-9]+),(?P<s>-?[0-9]+)\)")
+_SCALARS = frozenset(_SIMPLE.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class MappedColumn:
+    """A result column: its name, its PostgreSQL type and its Arrow type (description form)."""
+
+    name: str
+    pg_type: str
+    arrow: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrowType:
+    """A description taken apart: ``kind`` (``int64``, ``decimal128``, ``list`` ...),
+    precision and scale for decimals, the element for lists."""
+
+    kind: str
+    precision: int | None = None
+    scale: int | None = None
+    element: ArrowType | None = None
+
+
+def arrow_type(pg_type: str) -> str | None:
+    """The Arrow description for a format_type() text, or None when it is refused.
+
+    ``unsupported_reason`` says why a type is refused.
+    """
+    return _map(pg_type)[0]
+
+
+def unsupported_reason(pg_type: str) -> str | None:
+    """Why ``pg_type`` has no Arrow mapping, in words; None when it has one."""
+    return _map(pg_type)[1]
+
+
+def _map(pg_type: str) -> tuple[str | None, str | None]:
+    parsed = schema_diff.parse_type(pg_type)
+    if parsed.dimensions > 1:
+        return None, "only one-dimensional arrays are supported"
+    element = _map_scalar(parsed)
+    if element[0] is None or parsed.dimensions == 0:
+        return element
+    return f"list<{element[0]}>", None
+
+
+def _map_scalar(parsed: schema_diff.PgType) -> tuple[str | None, str | None]:
+    if parsed.family == "numeric":
+        return _map_numeric(parsed.modifiers)
+    simple = _SIMPLE.get(parsed.family)
+    if simple is None:
+        return None, "it has no Arrow mapping; cast it to a mapped type, e.g. CAST(... AS text)"
+    return simple, None
+
+
+def _map_numeric(modifiers: tuple[int, ...]) -> tuple[str | None, str | None]:
+    if not modifiers:
+        return None, (
+            "numeric without precision and scale has no fixed Arrow decimal type; "
+            "cast it, e.g. CAST(... AS numeric(20,2))"
+        )
+    precision = modifiers[0]
+    scale = modifiers[1] if len(modifiers) > 1 else 0
+    if scale < 0 or scale > precision:
+        return None, f"numeric({precision},{scale}) has a scale outside 0..precision, which Parquet cannot store"
+    if precision <= DECIMAL128_MAX_PRECISION:
+        return f"decimal128({precision},{scale})", None
+    if precision <= DECIMAL256_MAX_PRECISION:
+        return f"decimal256({precision},{scale})", None
+    return None, f"numeric({precision},{scale}) has more than {DECIMAL256_MAX_PRECISION} digits, the most Arrow holds"
+
+
+def map_columns(columns: collections.abc.Sequence[tuple[str, str]]) -> list[MappedColumn]:
+    """Map (name, format_type) pairs; one ``unsupported_type`` error naming every refused column."""
+    mapped: list[MappedColumn] = []
+    problems: list[str] = []
+    for name, pg_type in columns:
+        arrow, reason = _map(pg_type)
+        if arrow is None:
+            problems.append(f'column "{name}" is {pg_type}: {reason}')
+        else:
+            mapped.append(MappedColumn(name, pg_type, arrow))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise errors.JobledgerError(
+            "unsupported_type",
+            f"the query's result cannot be stored in Arrow: {problems[0]}{more}",
+            detail="\n".join(problems),
+        )
+    return mapped
+
+
+# --- descriptions ------------------------------------------------------------
+
+
+def parse(description: str) -> ArrowType:
+    """Take a description apart; ValueError for anything that is not one."""
+    text = description.strip()
+    if text.startswith("list<") and text.endswith(">"):
+        return ArrowType("list", element=parse(text[5:-1]))
+    match = _DECIMAL_RE.fullmatch(text.replace(" ", ""))
+    if match:
+        return ArrowType(f"decimal{match['bits']}", int(match["p"]), int(match["s"]))
+    if text in _SCALARS:
+        return ArrowType(text)
+    raise ValueError(f"not an Arrow type description: {description!r}")
+
+
+def widens(source: str, target: str) -> bool:
+    """True if values of Arrow type ``source`` convert to ``target`` without loss.
+
+    The same rules as ``schema_diff`` for tables, on the Arrow side: wider
+    integers, float32 to float64, decimals with no fewer integer and fraction
+    digits, element-wise for lists.  A type always widens to itself.
+    """
+    return _widens(parse(source), parse(target))
+
+
+_INTEGER_WIDTH = {"int16": 16, "int32": 32, "int64": 64}
+
+
+def _widens(source: ArrowType, target: ArrowType) -> bool:
+    if source == target:
+        return True
+    if source.kind == "list" or target.kind == "list":
+        return (source.kind == target.kind == "list" and source.element is not None
+                and target.element is not None and _widens(source.element, target.element))
+    if source.kind in _INTEGER_WIDTH and target.kind in _INTEGER_WIDTH:
+        return _INTEGER_WIDTH[source.kind] <= _INTEGER_WIDTH[target.kind]
+    if (source.kind, target.kind) == ("float32", "float64"):
+        return True
+    if source.kind.startswith("decimal") and target.kind.startswith("decimal"):
+        assert source.precision is not None and source.scale is not None
+        assert target.precision is not None and target.scale is not None
+        return target.scale >= source.scale and (
+            target.precision - target.scale >= source.precision - source.scale)
+    return False
+
+
+def schema_problems(
+    produced: collections.abc.Sequence[tuple[str, str]],
+    existing: collections.abc.Sequence[tuple[str, str]],
+) -> list[str]:
+    """Every difference between a query's Arrow schema and an existing dataset's, in words.
+
+    Both are (name, description) pairs, compared by name.  Empty means every
+    batch of the query can be written into the dataset (cast where a type
+    widens) and every file of the dataset keeps one schema.  A dataset has no
+    defaults, so every one of its columns must be produced.
+    """
+    problems: list[str] = []
+    counts = collections.Counter(name for name, _ in produced)
+    for name, count in counts.items():
+        if count > 1:
+            problems.append(f'column "{name}" is produced {count} times')
+    wanted = dict(existing)
+    seen: set[str] = set()
+    for name, arrow in produced:
+        if name in seen:
+            continue
+        seen.add(name)
+        if name not in wanted:
+            problems.append(f'column "{name}" ({arrow}) does not exist in the dataset')
+        elif not widens(arrow, wanted[name]):
+            problems.append(
+                f'column "{name}" is {arrow} in the query but {wanted[name]} in the dataset, '
+                "which is not the same type or a lossless widening"
+            )
+    for name, arrow in existing:
+        if name not in counts:
+            problems.append(f'column "{name}" ({arrow}) of the dataset is not produced by the query')
+    return problems
+
+
+def check_schema(
+    what: str,
+    produced: collections.abc.Sequence[tuple[str, str]],
+    existing: collections.abc.Sequence[tuple[str, str]],
+) -> None:
+    """Raise one schema_mismatch error listing every difference, if there is any."""
+    problems = schema_problems(produced, existing)
+    if not problems:
+        return
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    raise errors.JobledgerError(
+        "schema_mismatch",
+        f"the output of {what} does not fit the dataset: {problems[0]}{more}",
+        detail="\n".join(problems),
+    )
