@@ -157,6 +157,11 @@ def never_read() -> Iterator[pyarrow.RecordBatch]:
     yield  # pragma: no cover
 
 
+def committed_by(root: pathlib.Path, run: str, attempt: int) -> dataset_manifest.Manifest | None:
+    """The version attempt ``attempt`` of ``run`` published, or None."""
+    return next((m for m in dataset_manifest.history(root) if m.run == run and m.attempt == attempt), None)
+
+
 def test_retry_after_a_crash_between_publish_and_ledger_update_writes_nothing(tmp_path: pathlib.Path) -> None:
     parquet_dataset.write(tmp_path, SCHEMA, [batch(0, 2)], run="before", attempt=1, create_if_missing=True)
     first = parquet_dataset.write(tmp_path, SCHEMA, [batch(10, 3)], run="r", attempt=1)
@@ -167,8 +172,8 @@ def test_retry_after_a_crash_between_publish_and_ledger_update_writes_nothing(tm
     assert (retry.snapshot_id, retry.rows_written) == (first.snapshot_id, 3)
     assert data_files(tmp_path) == files and dataset_manifest.versions(tmp_path) == versions
     assert ids(parquet_dataset.read_table(tmp_path)) == [0, 1, 10, 11, 12]
-    assert dataset_manifest.committed_by(tmp_path, "r", 1) == first.manifest
-    assert dataset_manifest.committed_by(tmp_path, "r", 2) is None
+    assert committed_by(tmp_path, "r", 1) == first.manifest
+    assert committed_by(tmp_path, "r", 2) is None
     assert dataset_manifest.find_commit(tmp_path, "r") == first.manifest
     assert dataset_manifest.find_commit(tmp_path, "nobody") is None
 

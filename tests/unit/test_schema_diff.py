@@ -103,8 +103,8 @@ def test_parse_type_reads_format_type_output() -> None:
     assert schema_diff.parse_type("public.thing") == schema_diff.PgType("public.thing", (), 0)
 
 
-def test_widening_table_is_one_list_of_rows() -> None:
-    rows = schema_diff.widening_table()
+def test_widenings_are_one_list_of_rows() -> None:
+    rows = [(rule.source, rule.target, rule.condition) for rule in schema_diff.WIDENINGS]
     assert ("smallint", "integer", "always") in rows
     assert ("json", "jsonb", rows[-1][2]) in rows
     assert len(rows) == len(schema_diff.WIDENINGS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import os
 import sys
 
 import click
@@ -35,7 +34,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
 
 
 @main.command()
-@click.option("--dsn", help="libpq connection string or URI (default: DATABASE_URL, else the PG* variables).")
+@common.dsn_option
 @click.option("--concurrency", "-c", type=click.IntRange(1, 256), default=2, show_default=True,
               help="Runs executed at once; one database connection each (plus one to listen).")
 @click.option("--connect-as-owner/--set-role", "connect_as_owner", default=None,
@@ -98,7 +97,7 @@ def runner(dsn: str | None, concurrency: int, connect_as_owner: bool | None, dra
         # dies; the runner reports the lost connection itself.
         logging.getLogger("psycopg").setLevel(logging.ERROR)
     config = process.Config(
-        conninfo=dsn if dsn is not None else os.environ.get("DATABASE_URL", ""),
+        conninfo=common.conninfo(dsn),
         concurrency=concurrency,
         connect_as_owner=bool(connect_as_owner),
         drain=drain,

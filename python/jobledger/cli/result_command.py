@@ -26,6 +26,8 @@ from typing import IO, Any
 
 import click
 
+from jobledger.cli.commands import common
+
 # pyarrow is imported when the command runs: `jobledger --help`
 # stays quick.
 
@@ -35,12 +37,11 @@ import click
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="json", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
               help="Write here instead of standard output.")
-@click.option("--dsn", help="libpq connection string or URI (default: DATABASE_URL, else the PG* variables).")
+@common.dsn_option
 def result(run: str, fmt: str, output: str | None, dsn: str | None) -> None:
     """Print or save the stored result of RUN (its id or a unique prefix; a run
     of a job whose destination is result)."""
     from jobledger import client
-    from jobledger.cli.commands import common
 
     with common.connect(dsn) as conn:
         table = client.result(conn, common.resolve_run(conn, run))
@@ -80,11 +81,8 @@ def _csv(table: Any) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(table.column_names)
-    renderers = [ipc_result._renderer(field.type) for field in table.schema]
-    for batch in table.to_batches(max_chunksize=10_000):
-        columns = [ipc_result._values(batch.column(i)) for i in range(batch.num_columns)]
-        for row in range(batch.num_rows):
-            writer.writerow(_field(render(column[row])) for render, column in zip(renderers, columns))
+    for row in ipc_result.rendered_rows(table):
+        writer.writerow(_field(rendered) for rendered in row)
     return out.getvalue()
 
 

@@ -118,14 +118,6 @@ class ArrowType:
     element: ArrowType | None = None
 
 
-def arrow_type(pg_type: str) -> str | None:
-    """The Arrow description for a format_type() text, or None when it is refused.
-
-    ``unsupported_reason`` says why a type is refused.
-    """
-    return _map(pg_type)[0]
-
-
 def unsupported_reason(pg_type: str) -> str | None:
     """Why ``pg_type`` has no Arrow mapping, in words; None when it has one."""
     return _map(pg_type)[1]

@@ -193,11 +193,6 @@ def find_commit(root: str | os.PathLike[str], run: str) -> Manifest | None:
     return next((m for m in history(root) if m.run == str(run)), None)
 
 
-def committed_by(root: str | os.PathLike[str], run: str, attempt: int) -> Manifest | None:
-    """The version attempt ``attempt`` of ``run`` published, or None."""
-    return next((m for m in history(root) if m.run == str(run) and m.attempt == attempt), None)
-
-
 def publish(root: str | os.PathLike[str], manifest: Manifest) -> bool:
     """Publish ``manifest`` as its version; False if another committer has that version.
 

@@ -230,11 +230,6 @@ WIDENINGS: tuple[Widening, ...] = (
 )
 
 
-def widening_table() -> list[tuple[str, str, str]]:
-    """The widenings as (source, target, condition) rows, e.g. for the README."""
-    return [(rule.source, rule.target, rule.condition) for rule in WIDENINGS]
-
-
 def is_widening(source: str, target: str) -> bool:
     """True if a value of type ``source`` fits a column of type ``target`` without loss."""
     produced, wanted = parse_type(source), parse_type(target)

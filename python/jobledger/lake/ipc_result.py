@@ -72,17 +72,20 @@ def to_json(table: pyarrow.Table) -> str:
     writes it.  Floats NaN and ±Infinity become the strings ``"NaN"``,
     ``"Infinity"``, ``"-Infinity"``, as PostgreSQL's to_json writes them.
     """
-    names = table.column_names
-    keys = [json.dumps(name, ensure_ascii=False) for name in names]
+    keys = [json.dumps(name, ensure_ascii=False) for name in table.column_names]
+    parts = ["{" + ", ".join(f"{key}: {value}" for key, value in zip(keys, row)) + "}"
+             for row in rendered_rows(table)]
+    return "[" + ", ".join(parts) + "]"
+
+
+def rendered_rows(table: pyarrow.Table) -> collections.abc.Iterator[list[str]]:
+    """Each row of ``table`` as the JSON text of each of its values, in column
+    order: the renderings ``to_json`` writes (``null`` for NULL)."""
     renderers = [_renderer(field.type) for field in table.schema]
-    parts: list[str] = []
-    for batch in table.to_batches():
+    for batch in table.to_batches(max_chunksize=10_000):
         columns = [_values(batch.column(i)) for i in range(batch.num_columns)]
         for row in range(batch.num_rows):
-            fields = ", ".join(f"{key}: {render(column[row])}"
-                               for key, render, column in zip(keys, renderers, columns))
-            parts.append("{" + fields + "}")
-    return "[" + ", ".join(parts) + "]"
+            yield [render(column[row]) for render, column in zip(renderers, columns)]
 
 
 def _values(array: pyarrow.Array) -> list[Any]:

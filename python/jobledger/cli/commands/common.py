@@ -30,8 +30,6 @@ RUN_FAILED = 3  # submit/retry --wait: the run ended failed
 RUN_CANCELLED = 4  # submit/retry --wait: the run ended cancelled
 WAIT_TIMEOUT = 5  # submit/retry --wait --timeout: still pending or running
 
-TERMINAL = ("succeeded", "failed", "cancelled")
-
 
 @functools.lru_cache(maxsize=None)
 def _queries() -> dict[str, str]:
