@@ -50,7 +50,7 @@ def category(exc: psycopg.Error) -> str | None:
 
 
 def make_job(conn: psycopg.Connection, name: str = "job1", max_attempts: int = 3) -> str:
-    """A job with one version, written directly (define_job comes later)."""
+    """A job with one version, inserted into the tables directly, without define_job's checks."""
     with conn.transaction():
         conn.execute("INSERT INTO jobledger.job (name, current_version) VALUES (%s, 1)", (name,))
         conn.execute(

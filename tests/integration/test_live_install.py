@@ -1,4 +1,4 @@
-"""make install on a live server (issue 13, item 3).
+"""make install on a live server.
 
 Sessions load the package lazily from $(pkglibdir)/jobledger/<version>, a
 symlink to a complete install that make install replaces in one rename

@@ -1,4 +1,4 @@
-"""pg_dump and pg_restore of a database that uses jobledger (issue 13, item 1).
+"""pg_dump and pg_restore of a database that uses jobledger.
 
 The ledger tables are extension configuration tables: CREATE EXTENSION in the
 restore creates them with their constraints, then pg_dump's data is loaded

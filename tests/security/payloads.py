@@ -1,4 +1,4 @@
-"""Hostile templates and values (issue 10): each is text that one SQL reader
+"""Hostile templates and values: each is text that one SQL reader
 may take for a single harmless SELECT (or one literal) while PostgreSQL reads
 more.  Markers filled in per test (``sectools.Canary.fill``): ``@HARM@`` (the
 statements that leave traces), ``@ROLE@``, ``@CANARY@``, ``@FILE@``, ``@LOCK@``.

@@ -1,6 +1,6 @@
-"""Findings of the adversarial review of 0.4.0 (issue 11), each as the attack
-that was tried, through SQL with real roles, asserting its effect: no right
-gained, nothing changed, the error's category, nothing revealed."""
+"""Attacks on the privilege boundaries that 0.4.0 left open, each tried
+through SQL with real roles, asserting its effect: no right gained, nothing
+changed, the error's category, nothing revealed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""No SQL built from pieces reaches plpy (issue 10).
+"""No SQL built from pieces reaches plpy.
 
 jobledger 0.4.0 ran ``plpy.execute(f"CREATE TEMPORARY VIEW ... AS {sql}")``
 with a job's template text inside a superuser-owned SECURITY DEFINER
@@ -146,7 +146,7 @@ def test_the_guard_lets_plain_text_through(source: str) -> None:
 
 
 def test_the_guard_catches_the_0_4_0_preflight() -> None:
-    """The shape of 0.4.0's preflight.query_columns, which made issue 10 possible."""
+    """The shape of 0.4.0's preflight.query_columns, which ran a template's every statement."""
     source = textwrap.dedent('''
         def query_columns(plpy, job, owner, sql):
             view = f"jobledger_probe_{next(_view_names)}"
