@@ -155,7 +155,7 @@ SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 BEGIN
     -- The runner stores an exact JSON rendering next to the Arrow stream
-    -- (jobledger.ipc_result.to_json), so the server needs no Arrow reader.
+    -- (jobledger.lake.ipc_result.to_json), so the server needs no Arrow reader.
     RETURN pg_catalog.convert_from(jobledger.run_output(result_json.run, 'result.json'), 'UTF8')::jsonb;
 END
 $$;
