@@ -4,9 +4,9 @@ The database is made by release 0.4.0 itself: its frozen install script and
 its frozen Python package (`make install RELEASES=...`; `make test` installs
 every release), jobs defined, granted and submitted through 0.4.0's own API.
 It is dumped with the server's pg_dump and restored into a new database
-with the very commands of the README section "Restoring a dump of an older
-version" (read from the README, only `make install` left out, which `make
-test` did).  Every row comes back, the update does to it what an in-place
+with the very commands of the section "Restoring a dump of an older
+version" of docs/upgrading-and-backups.md (read from that page, only `make
+install` left out, which `make test` did).  Every row comes back, the update does to it what an in-place
 upgrade does (version checks, privileges moved with the functions), and jobs
 run there.  A restore that fails leaves nothing behind.
 """
@@ -43,8 +43,8 @@ COMPARED = {
 
 
 def readme_sequences() -> dict[str, str]:
-    """The README's restore sequences by kind (archive, plain)."""
-    text = (ROOT / "README.md").read_text()
+    """The restore sequences of docs/upgrading-and-backups.md by kind (archive, plain)."""
+    text = (ROOT / "docs" / "upgrading-and-backups.md").read_text()
     found = {}
     for block in re.findall(r"```sh\n(.*?)```", text, re.S):
         first = block.splitlines()[0]
@@ -98,7 +98,7 @@ def old_dump(empty_db: psycopg.Connection, make_role: Any, tmp_path: pathlib.Pat
 
 
 def _restore(old_dump: dict[str, Any], kind: str, newdb: str, old: str = OLD) -> subprocess.CompletedProcess[str]:
-    """Run the README's sequence (without its make install) in the dump's directory."""
+    """Run the documented sequence (without its make install) in the dump's directory."""
     block = readme_sequences()[kind]
     assert re.search(r"^make install RELEASES=\$OLD\b", block, re.M), block
     script = "\n".join(line for line in block.splitlines() if not line.startswith("make install"))
