@@ -118,7 +118,7 @@ def result(conn_or_dsn: Connectable, run: uuid.UUID | str) -> pyarrow.Table:
 
     Read with ``jobledger.result_arrow`` (so the caller sees what row-level
     security lets it see) and decoded from the Arrow IPC stream: the exact
-    types of the PostgreSQL → Arrow mapping (README).
+    types of the PostgreSQL → Arrow mapping (docs/destinations.md).
     """
     with _connection(conn_or_dsn) as conn, conn.cursor(row_factory=rows.tuple_row) as cur:
         found = cur.execute("SELECT jobledger.result_arrow(%s)", (run,)).fetchone()

@@ -184,7 +184,7 @@ def test_a_result_over_the_cap_fails_and_keeps_nothing(db, start_runner) -> None
 
 @pytest.fixture
 def lake_roles(db: psycopg.Connection, connect):
-    """jl_lake_owner owns the jobs (may write datasets); jl_lake_runner runs them, granted as the README says."""
+    """jl_lake_owner owns the jobs (may write datasets); jl_lake_runner runs them, granted as docs/runner.md says."""
     db.execute("CREATE ROLE jl_lake_owner LOGIN")
     db.execute("CREATE ROLE jl_lake_runner LOGIN")
     try:

@@ -25,7 +25,7 @@ RUNNER_FUNCTIONS = (
 
 @pytest.fixture
 def roles(db: psycopg.Connection, connect):
-    """jl_owner owns the jobs; jl_runner runs them, set up as the README says."""
+    """jl_owner owns the jobs; jl_runner runs them, set up as docs/runner.md says."""
     db.execute("CREATE ROLE jl_owner LOGIN")
     db.execute("CREATE ROLE jl_runner LOGIN")
     try:

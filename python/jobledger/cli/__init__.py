@@ -39,7 +39,7 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
               help="Runs executed at once; one database connection each (plus one to listen).")
 @click.option("--connect-as-owner/--set-role", "connect_as_owner", default=None,
               help="--connect-as-owner (recommended): execute each run on a connection logged in as its job's "
-                   "owner (pg_hba.conf/pg_ident.conf map, see the README), so nothing a job does reaches "
+                   "owner (pg_hba.conf/pg_ident.conf map, see docs/runner.md), so nothing a job does reaches "
                    "beyond its owner.  --set-role: on the runner's own connections under SET ROLE, which a "
                    "job's function can undo (RESET ROLE).  Default for now: --set-role, with a warning.")
 @click.option("--drain", is_flag=True,
@@ -91,7 +91,7 @@ def runner(dsn: str | None, concurrency: int, connect_as_owner: bool | None, dra
     if connect_as_owner is None:
         logging.getLogger("jobledger.runner").warning(
             "runs execute with SET ROLE on the runner's connections, which a job can undo (RESET ROLE); "
-            "use --connect-as-owner (README, \"The runner\"), or --set-role to choose this explicitly")
+            "use --connect-as-owner (docs/runner.md), or --set-role to choose this explicitly")
     if log_level.lower() != "debug":
         # psycopg warns once per queued statement when a pipeline's connection
         # dies; the runner reports the lost connection itself.

@@ -13,7 +13,7 @@ also what a dataset manifest stores::
 
 PostgreSQL types are ``format_type()`` text, as ``preflight.query_columns``
 and the runner's result description give them.  The mapping (``MAPPING_TABLE``
-has it in words, for the README):
+has it in words, for docs/destinations.md):
 
 * ``numeric(p,s)`` keeps its precision and scale: ``decimal128(p,s)`` up to
   38 digits, ``decimal256(p,s)`` up to 76.  Refused: plain ``numeric``
@@ -71,7 +71,7 @@ _SIMPLE: dict[str, str] = {
     "bytea": "binary",
 }
 
-# The mapping in words: (PostgreSQL, Arrow, note), for the README and the report.
+# The mapping in words: (PostgreSQL, Arrow, note), for docs/destinations.md and the report.
 MAPPING_TABLE: tuple[tuple[str, str, str], ...] = (
     ("smallint", "int16", ""),
     ("integer", "int32", ""),

@@ -150,7 +150,7 @@ class Widening(collections.namedtuple("Widening", "source target condition check
     """One lossless widening: a ``source`` type family converts to ``target`` when ``condition``.
 
     ``check`` decides the condition from the two parsed types; ``condition``
-    says the same in words, for the README.
+    says the same in words, for docs/destinations.md.
     """
 
     __slots__ = ()

@@ -22,7 +22,7 @@ from jobledger.cli import durations
 from jobledger.core import errors
 from jobledger.runner import queries as runner_queries
 
-# Exit codes (README "The jobledger command").
+# Exit codes (docs/operations.md, "The jobledger command").
 OK = 0
 ERROR = 1  # any error: the database refused, cannot connect, not found, invalid input
 USAGE = 2  # click's: a bad option or argument
