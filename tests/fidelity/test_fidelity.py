@@ -50,7 +50,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 CORPUS = json.loads((HERE / "pg15_regress_selects.json").read_text(encoding="utf-8"))
 SETUP = (HERE / "setup.sql").read_text(encoding="utf-8")
 REPORT = HERE.parent.parent / "build" / "fidelity.json"
-SEARCH_PATH = TEMPLATE_SEARCH_PATH  # what job queries run with (docs/sql-api.md: templates)
+SEARCH_PATH = TEMPLATE_SEARCH_PATH  # what job queries run with (docs/sql-api.md: Jobs)
 
 # The runner pins the date and interval styles for its sessions, so the jobs
 # it runs under pg_regress's database defaults compute their text with these:
