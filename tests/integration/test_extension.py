@@ -221,19 +221,6 @@ def test_schema_jobledger_holds_only_the_api(db: psycopg.Connection) -> None:
     assert {f"function {r['fn']}" for r in internal} <= members
 
 
-def test_a_taken_internal_schema_is_refused(empty_db: psycopg.Connection) -> None:
-    empty_db.execute("CREATE ROLE jl_squatter")
-    try:
-        empty_db.execute("CREATE SCHEMA jobledger_internal AUTHORIZATION jl_squatter")
-        with pytest.raises(psycopg.errors.DuplicateSchema):
-            empty_db.execute("CREATE EXTENSION jobledger CASCADE")
-        assert empty_db.execute("SELECT count(*) AS n FROM pg_extension WHERE extname = 'jobledger'"
-                                ).fetchone() == {"n": 0}
-    finally:
-        empty_db.execute("DROP SCHEMA IF EXISTS jobledger_internal CASCADE")
-        empty_db.execute("DROP ROLE jl_squatter")
-
-
 def test_psql_dx_lists_every_ledger_object(db: psycopg.Connection) -> None:
     info = dbtools.conninfo(db)
     out = subprocess.run(
@@ -258,16 +245,22 @@ def test_pg_dump_keeps_the_ledger_rows(db: psycopg.Connection) -> None:
     assert "COPY jobledger.migration " not in dump
 
 
-def test_a_schema_someone_else_owns_is_refused(empty_db: psycopg.Connection) -> None:
+@pytest.mark.parametrize(("schema", "refusal", "match"), [
+    ("jobledger", psycopg.errors.InsufficientPrivilege, "belongs to another role"),
+    # jobledger_internal is the extension's own: a schema of that name is never adopted.
+    ("jobledger_internal", psycopg.errors.DuplicateSchema, "already exists"),
+])
+def test_a_schema_someone_else_owns_is_refused(empty_db: psycopg.Connection, schema: str,
+                                                refusal: type[psycopg.Error], match: str) -> None:
     empty_db.execute("CREATE ROLE jl_squatter")
     try:
-        empty_db.execute("CREATE SCHEMA jobledger AUTHORIZATION jl_squatter")
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="belongs to another role"):
+        empty_db.execute(f"CREATE SCHEMA {schema} AUTHORIZATION jl_squatter")
+        with pytest.raises(refusal, match=match):
             empty_db.execute("CREATE EXTENSION jobledger CASCADE")
         assert empty_db.execute("SELECT count(*) AS n FROM pg_extension WHERE extname = 'jobledger'"
                                 ).fetchone() == {"n": 0}
     finally:
-        empty_db.execute("DROP SCHEMA IF EXISTS jobledger CASCADE")
+        empty_db.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         empty_db.execute("DROP ROLE jl_squatter")
 
 
