@@ -2,9 +2,11 @@
 --
 -- Only runners call these (REVOKE ... FROM PUBLIC; grant EXECUTE to the
 -- runner's role, see README "The runner").  Every transition of a claimed
--- run is fenced: it applies only while the run is still `running` with the
--- caller's attempt and worker, so a runner that lost its run (reconciled
--- after its lease, cancelled) can never overwrite what happened since.
+-- run is fenced (jobledger_internal.fenced_run, 15_run_transitions.sql): it
+-- applies only while the run is still `running` with the caller's attempt
+-- and worker, so a runner that lost its run (reconciled after its lease,
+-- cancelled) can never overwrite what happened since.  docs/state-machine.md
+-- draws every transition.
 
 CREATE OR REPLACE FUNCTION jobledger_internal.claim_runs(worker text, max_runs integer DEFAULT 1)
 RETURNS TABLE (
@@ -34,7 +36,7 @@ DECLARE
     -- The connection calling this is the one that executes what it claims:
     -- its pid and backend_start let reconcile_orphaned see it die, and let
     -- cancel_run signal exactly it.
-    my_start timestamptz;
+    my_start timestamptz := jobledger_internal.backend_start();
     -- The claim's own time, not its transaction's: a runner may claim its
     -- next run in the transaction that completes the previous one.
     claimed_at timestamptz := pg_catalog.clock_timestamp();
@@ -47,9 +49,6 @@ BEGIN
         RAISE EXCEPTION 'max_runs must be between 1 and 1000, not %', claim_runs.max_runs
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
-    SELECT a.backend_start INTO my_start
-      FROM pg_catalog.pg_stat_activity AS a
-     WHERE a.pid = pg_catalog.pg_backend_pid();
 
     RETURN QUERY
     WITH candidates AS (
@@ -142,12 +141,14 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
-    status_now jobledger.run_status;
     -- clock_timestamp(): now() is when the run's transaction began.
     finished timestamptz := pg_catalog.clock_timestamp();
 BEGIN
     -- Called in the transaction that wrote the destination.  The fence: only
-    -- a run still running with this attempt on this worker succeeds.
+    -- a run still running with this attempt on this worker succeeds; any
+    -- other raises, so that the write rolls back with it.
+    PERFORM jobledger_internal.fence(complete_run.run, complete_run.attempt, complete_run.worker,
+        'The run was cancelled, or taken over after its lease expired; this attempt''s writes roll back.');
     UPDATE jobledger.run AS r
        SET status = 'succeeded',
            finished_at = finished,
@@ -159,23 +160,8 @@ BEGIN
            error = NULL,
            error_sqlstate = NULL,
            error_category = NULL
-     WHERE r.id = complete_run.run
-       AND r.status = 'running'
-       AND r.attempt = complete_run.attempt
-       AND r.worker = complete_run.worker;
-    IF NOT FOUND THEN
-        -- Raise rather than return false: the caller's transaction, and so
-        -- its write to the destination, cannot commit, even if the caller
-        -- pipelined its COMMIT or forgot to look at a result.
-        SELECT r.status INTO status_now FROM jobledger.run AS r WHERE r.id = complete_run.run;
-        RAISE EXCEPTION 'run % attempt % is no longer running on worker % (it is %)',
-                complete_run.run, complete_run.attempt, complete_run.worker, coalesce(status_now::text, 'gone')
-            USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'category: run_fenced',
-                  HINT = 'The run was cancelled, or taken over after its lease expired; this attempt''s writes roll back.';
-    END IF;
-    UPDATE jobledger.run_attempt AS a
-       SET status = 'succeeded', finished_at = finished
-     WHERE a.run = complete_run.run AND a.attempt = complete_run.attempt;
+     WHERE r.id = complete_run.run;
+    PERFORM jobledger_internal.close_attempt(complete_run.run, complete_run.attempt, 'succeeded', finished);
 END
 $$;
 COMMENT ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text) IS
@@ -214,7 +200,6 @@ SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
     current jobledger.run;
-    again boolean;
 BEGIN
     IF fail_run.error IS NULL OR fail_run.error = '' THEN
         RAISE EXCEPTION 'fail_run needs an error'
@@ -226,43 +211,25 @@ BEGIN
     END IF;
     -- The fence (and the lock): a run that is no longer this attempt's was
     -- decided by someone else (cancel_run, reconcile_orphaned); leave it.
-    SELECT r.* INTO current
-      FROM jobledger.run AS r
-     WHERE r.id = fail_run.run
-       AND r.status = 'running'
-       AND r.attempt = fail_run.attempt
-       AND r.worker = fail_run.worker
-       FOR UPDATE;
-    IF NOT FOUND THEN
+    current := jobledger_internal.fenced_run(fail_run.run, fail_run.attempt, fail_run.worker);
+    IF current.id IS NULL THEN
         RETURN NULL;
     END IF;
-    again := fail_run.retry AND current.attempt < current.max_attempts;
-
-    UPDATE jobledger.run_attempt AS a
-       SET status = 'failed', finished_at = pg_catalog.clock_timestamp(),
-           error = fail_run.error, error_sqlstate = fail_run.error_sqlstate
-     WHERE a.run = fail_run.run AND a.attempt = fail_run.attempt;
-
+    PERFORM jobledger_internal.close_attempt(fail_run.run, fail_run.attempt, 'failed', pg_catalog.clock_timestamp(),
+                                             fail_run.error, fail_run.error_sqlstate);
+    IF NOT (fail_run.retry AND current.attempt < current.max_attempts) THEN
+        PERFORM jobledger_internal.fail_for_good(fail_run.run, fail_run.error, fail_run.error_sqlstate,
+                                                 fail_run.error_category);
+        RETURN 'failed';
+    END IF;
     -- A retry waits backoff * 2^(attempt - 1), at most an hour.  The error
     -- stays on the run while the retry is pending, so psql shows why.
-    UPDATE jobledger.run AS r
-       SET status = CASE WHEN again THEN 'pending'::jobledger.run_status ELSE 'failed'::jobledger.run_status END,
-           run_after = CASE WHEN again
-                            THEN pg_catalog.clock_timestamp()
-                                 + LEAST(fail_run.backoff * pg_catalog.power(2, current.attempt - 1),
-                                         interval '1 hour')
-                            ELSE r.run_after END,
-           finished_at = CASE WHEN again THEN NULL ELSE pg_catalog.clock_timestamp() END,
-           started_at = CASE WHEN again THEN NULL ELSE r.started_at END,
-           worker = CASE WHEN again THEN NULL ELSE r.worker END,
-           backend_pid = CASE WHEN again THEN NULL ELSE r.backend_pid END,
-           backend_start = CASE WHEN again THEN NULL ELSE r.backend_start END,
-           heartbeat_at = CASE WHEN again THEN NULL ELSE r.heartbeat_at END,
-           error = fail_run.error,
-           error_sqlstate = fail_run.error_sqlstate,
-           error_category = fail_run.error_category
-     WHERE r.id = fail_run.run;
-    RETURN CASE WHEN again THEN 'pending'::jobledger.run_status ELSE 'failed'::jobledger.run_status END;
+    PERFORM jobledger_internal.back_to_pending(
+        fail_run.run, current.attempt,
+        pg_catalog.clock_timestamp() + LEAST(fail_run.backoff * pg_catalog.power(2, current.attempt - 1),
+                                             interval '1 hour'),
+        fail_run.error, fail_run.error_sqlstate, fail_run.error_category);
+    RETURN 'pending';
 END
 $$;
 COMMENT ON FUNCTION jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval) IS
@@ -304,25 +271,18 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
+DECLARE
+    current jobledger.run := jobledger_internal.fenced_run(release_run.run, release_run.attempt, release_run.worker);
 BEGIN
     -- A runner shutting down gives back a run it had to interrupt: the
     -- attempt rolled back and was nobody's fault, so it does not count (the
-    -- run keeps its place in line and its attempts) and leaves no history.
-    UPDATE jobledger.run AS r
-       SET status = 'pending',
-           attempt = r.attempt - 1,
-           started_at = NULL,
-           worker = NULL,
-           backend_pid = NULL,
-           backend_start = NULL,
-           heartbeat_at = NULL
-     WHERE r.id = release_run.run
-       AND r.status = 'running'
-       AND r.attempt = release_run.attempt
-       AND r.worker = release_run.worker;
-    IF NOT FOUND THEN
+    -- run keeps its place in line, its attempts and the error of an earlier
+    -- one) and leaves no history.
+    IF current.id IS NULL THEN
         RETURN false;
     END IF;
+    PERFORM jobledger_internal.back_to_pending(release_run.run, current.attempt - 1, current.run_after,
+                                               current.error, current.error_sqlstate, current.error_category);
     DELETE FROM jobledger.run_attempt AS a WHERE a.run = release_run.run AND a.attempt = release_run.attempt;
     RETURN true;
 END

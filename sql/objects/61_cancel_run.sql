@@ -46,9 +46,8 @@ BEGIN
            error_category = 'cancelled'
      WHERE r.id = cancel_run.run;
     IF current.status = 'running' THEN
-        UPDATE jobledger.run_attempt AS a
-           SET status = 'cancelled', finished_at = pg_catalog.clock_timestamp(), error = reason
-         WHERE a.run = cancel_run.run AND a.attempt = current.attempt AND a.status = 'running';
+        PERFORM jobledger_internal.close_attempt(cancel_run.run, current.attempt, 'cancelled',
+                                                 pg_catalog.clock_timestamp(), reason);
         -- Stop its query on the server.  Only the recorded backend (pid and
         -- backend_start: a pid can be reused) and only while it is executing
         -- this very run: the runner names the run in application_name for

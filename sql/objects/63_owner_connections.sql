@@ -26,6 +26,22 @@
 --     TO jobledger_owners;
 
 
+CREATE OR REPLACE FUNCTION jobledger_internal.owned_by_session_user(current jobledger.run)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+    -- session_user: the login of the owner's connection, which nothing the
+    -- job does can change (current_user is the definer's here).
+    SELECT EXISTS (SELECT 1 FROM jobledger.job AS j
+                    WHERE j.name = owned_by_session_user.current.job AND j.owner = SESSION_USER)
+$$;
+COMMENT ON FUNCTION jobledger_internal.owned_by_session_user(jobledger.run) IS
+    'Internal: whether the run''s job belongs to session_user (the role the owner''s connection logged in as); false for no run.';
+REVOKE ALL ON FUNCTION jobledger_internal.owned_by_session_user(jobledger.run) FROM PUBLIC;
+
+
 CREATE OR REPLACE FUNCTION jobledger_internal.attach_run(run uuid, attempt integer, worker text)
 RETURNS void
 LANGUAGE plpgsql
@@ -33,30 +49,22 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
-    my_start timestamptz;
+    current jobledger.run := jobledger_internal.fenced_run(attach_run.run, attach_run.attempt, attach_run.worker);
 BEGIN
     -- Called on the owner's connection, in a transaction of its own, before
     -- the run's transaction begins: from then on the ledger names this
     -- backend as the one executing the run, so reconcile_orphaned sees it
     -- die, cancel_run signals it, and only it may emit and complete.
-    SELECT a.backend_start INTO my_start FROM pg_catalog.pg_stat_activity AS a
-     WHERE a.pid = pg_catalog.pg_backend_pid();
-    UPDATE jobledger.run AS r
-       SET backend_pid = pg_catalog.pg_backend_pid(),
-           backend_start = my_start,
-           heartbeat_at = pg_catalog.clock_timestamp()
-      FROM jobledger.job AS j
-     WHERE r.id = attach_run.run
-       AND r.status = 'running'
-       AND r.attempt = attach_run.attempt
-       AND r.worker = attach_run.worker
-       AND j.name = r.job
-       AND j.owner = SESSION_USER;
-    IF NOT FOUND THEN
+    IF NOT jobledger_internal.owned_by_session_user(current) THEN
         RAISE EXCEPTION 'run % attempt % is not running on worker % for this role', attach_run.run,
                 attach_run.attempt, attach_run.worker
             USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'category: run_fenced';
     END IF;
+    UPDATE jobledger.run AS r
+       SET backend_pid = pg_catalog.pg_backend_pid(),
+           backend_start = jobledger_internal.backend_start(),
+           heartbeat_at = pg_catalog.clock_timestamp()
+     WHERE r.id = attach_run.run;
     UPDATE jobledger.run_attempt AS a
        SET backend_pid = pg_catalog.pg_backend_pid()
      WHERE a.run = attach_run.run AND a.attempt = attach_run.attempt;
@@ -74,25 +82,13 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
-    my_start timestamptz;
-BEGIN
     -- The fence of the *_attached_* functions: running with this attempt on
     -- this worker, owned by session_user, attached to this very backend.
     -- Locks the run's row until the caller's transaction ends.
-    SELECT a.backend_start INTO my_start FROM pg_catalog.pg_stat_activity AS a
-     WHERE a.pid = pg_catalog.pg_backend_pid();
-    PERFORM 1
-       FROM jobledger.run AS r
-       JOIN jobledger.job AS j ON j.name = r.job
-      WHERE r.id = check_attached.run
-        AND r.status = 'running'
-        AND r.attempt = check_attached.attempt
-        AND r.worker = check_attached.worker
-        AND r.backend_pid = pg_catalog.pg_backend_pid()
-        AND r.backend_start IS NOT DISTINCT FROM my_start
-        AND j.owner = SESSION_USER
-        FOR UPDATE OF r;
-    IF NOT FOUND THEN
+    current jobledger.run := jobledger_internal.fenced_run(check_attached.run, check_attached.attempt,
+                                                           check_attached.worker);
+BEGIN
+    IF NOT (jobledger_internal.owned_by_session_user(current) AND jobledger_internal.executing_here(current)) THEN
         RAISE EXCEPTION 'run % attempt % is not running on this connection', check_attached.run,
                 check_attached.attempt
             USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'category: run_fenced',

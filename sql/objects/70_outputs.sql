@@ -16,7 +16,6 @@ SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
     current jobledger.run;
-    my_start timestamptz;
     missing uuid;
     made uuid;
 BEGIN
@@ -28,15 +27,12 @@ BEGIN
     -- caller for its attempt and worker.  The runner emits in the
     -- transaction that completes the run, so outputs and success commit
     -- together.
-    SELECT a.backend_start INTO my_start FROM pg_catalog.pg_stat_activity AS a
-     WHERE a.pid = pg_catalog.pg_backend_pid();
     SELECT r.* INTO current FROM jobledger.run AS r WHERE r.id = emit_output.run FOR SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'there is no run %', emit_output.run
             USING ERRCODE = 'undefined_object', DETAIL = 'category: unknown_run';
     END IF;
-    IF current.status <> 'running' OR current.backend_pid IS DISTINCT FROM pg_catalog.pg_backend_pid()
-       OR current.backend_start IS DISTINCT FROM my_start THEN
+    IF NOT jobledger_internal.executing_here(current) THEN
         RAISE EXCEPTION 'run % is not running on this connection (it is %)', emit_output.run, current.status
             USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'category: run_fenced',
                   HINT = 'Outputs are emitted by the connection executing the run''s current attempt.';
@@ -180,18 +176,8 @@ BEGIN
     -- records the success) ends.  Meanwhile cancel_run waits and then finds
     -- the run succeeded, and reconcile_orphaned (SKIP LOCKED) leaves it
     -- alone: no version is published for a run that someone else decided.
-    PERFORM 1 FROM jobledger.run AS r
-      WHERE r.id = lock_run.run
-        AND r.status = 'running'
-        AND r.attempt = lock_run.attempt
-        AND r.worker = lock_run.worker
-        FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'run % attempt % is no longer running on worker %', lock_run.run, lock_run.attempt,
-                lock_run.worker
-            USING ERRCODE = 'object_not_in_prerequisite_state', DETAIL = 'category: run_fenced',
-                  HINT = 'The run was cancelled, or taken over after its lease expired; publish nothing.';
-    END IF;
+    PERFORM jobledger_internal.fence(lock_run.run, lock_run.attempt, lock_run.worker,
+        'The run was cancelled, or taken over after its lease expired; publish nothing.');
 END
 $$;
 COMMENT ON FUNCTION jobledger_internal.lock_run(uuid, integer, text) IS
@@ -206,8 +192,6 @@ LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
-DECLARE
-    touched integer;
 BEGIN
     IF report_progress.progress IS NOT NULL AND report_progress.progress NOT BETWEEN 0 AND 100 THEN
         RAISE EXCEPTION 'progress must be between 0 and 100, not %', report_progress.progress
@@ -217,18 +201,16 @@ BEGIN
     -- readers must see the progress now.  Fenced like heartbeat; a row that
     -- is locked is being completed, cancelled or published right now, so
     -- skip it rather than wait.
+    IF (jobledger_internal.fenced_run(report_progress.run, report_progress.attempt, report_progress.worker,
+                                      skip_locked => true)).id IS NULL THEN
+        RETURN false;
+    END IF;
     UPDATE jobledger.run AS r
        SET rows_written = report_progress.rows_written,
            progress = report_progress.progress,
            heartbeat_at = pg_catalog.clock_timestamp()
-     WHERE r.id IN (SELECT l.id FROM jobledger.run AS l
-                     WHERE l.id = report_progress.run
-                       AND l.status = 'running'
-                       AND l.attempt = report_progress.attempt
-                       AND l.worker = report_progress.worker
-                       FOR UPDATE SKIP LOCKED);
-    GET DIAGNOSTICS touched = ROW_COUNT;
-    RETURN touched > 0;
+     WHERE r.id = report_progress.run;
+    RETURN true;
 END
 $$;
 COMMENT ON FUNCTION jobledger_internal.report_progress(uuid, integer, text, bigint, integer) IS
