@@ -235,6 +235,31 @@ def test_fail_of_a_run_that_is_no_longer_ours_changes_nothing(db, job) -> None:
     assert dbtools.run_row(db, run) == before
 
 
+def test_a_run_failed_for_good_keeps_its_last_worker_whoever_failed_it(db, job, connect) -> None:
+    """fail_run and reconcile_orphaned end a run the same way: failed, with the
+    worker and backend of the attempt that ran it last; a retry keeps neither."""
+    by_runner, by_reconcile, retried = (dbtools.make_run(db, job, max_attempts=1) for _ in range(3))
+    db.execute("UPDATE jobledger.run SET max_attempts = 2 WHERE id = %s", (retried,))
+    runner, lost = connect(), connect()
+    claim(runner)
+    assert fail(runner, by_runner) == "failed"
+    claim(lost, worker="lost-worker", max_runs=2)
+    lost_backend = backend(lost)
+    db.execute("SELECT pg_terminate_backend(%s, 10000)", (lost_backend["pid"],))
+    assert db.execute("SELECT jobledger.reconcile_orphaned('runner vanished') AS n").fetchone() == {"n": 2}
+
+    ran = dbtools.run_row(db, by_runner)
+    assert (ran["status"], ran["worker"], ran["backend_pid"]) == ("failed", WORKER, backend(runner)["pid"])
+    reconciled = dbtools.run_row(db, by_reconcile)
+    assert (reconciled["status"], reconciled["error_category"]) == ("failed", "runner_lost")
+    assert (reconciled["worker"], reconciled["backend_pid"], reconciled["backend_start"]) == (
+        "lost-worker", lost_backend["pid"], lost_backend["backend_start"])
+    assert reconciled["started_at"] is not None and reconciled["heartbeat_at"] is not None
+    again = dbtools.run_row(db, retried)
+    assert (again["status"], again["worker"], again["backend_pid"], again["started_at"]) == (
+        "pending", None, None, None)
+
+
 # ---- heartbeat and release -----------------------------------------------------
 
 
