@@ -130,3 +130,28 @@ def test_the_installed_server_package_imports_without_the_client_extra() -> None
     # -I: no PYTHONPATH, no user site; -S: no site-packages either.
     done = subprocess.run([interpreter, "-I", "-S", "-c", code], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr
+
+
+# The blocks of queries.sql and operations.sql that call the run state
+# machine's functions (docs/state-machine.md): runner.ledger is their only user.
+LEDGER_BLOCKS = ("claim_runs", "complete_run", "complete_run_snapshot", "complete_attached_run",
+                 "complete_attached_run_snapshot", "fail_run", "release_run", "heartbeat", "reconcile_orphaned",
+                 "emit_output", "emit_attached_output", "lock_run", "lock_attached_run", "report_progress",
+                 "attach_run", "worker_start", "worker_beat", "run_status")
+
+
+def test_only_the_ledger_facade_calls_the_state_machine() -> None:
+    callers = {}
+    for path in sorted((PACKAGE / "runner").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for block in LEDGER_BLOCKS:
+            if f'"{block}"' in text:
+                callers.setdefault(block, set()).add(path.stem)
+    assert set(callers) == set(LEDGER_BLOCKS), set(LEDGER_BLOCKS) - set(callers)
+    assert {block: stems for block, stems in callers.items() if stems != {"ledger"}} == {}
+
+
+def test_the_lake_runner_does_not_import_the_table_runner() -> None:
+    # What both need of an attempt's outcome is runner.outcome's.
+    assert "jobledger.runner.execute" not in _imports("jobledger.runner.lake")
+    assert "jobledger.runner.outcome" in _imports("jobledger.runner.lake") & _imports("jobledger.runner.execute")

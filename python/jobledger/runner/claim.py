@@ -1,4 +1,5 @@
-"""Claiming runs: what jobledger_internal.claim_runs hands a runner.
+"""Claimed runs: what jobledger_internal.claim_runs hands a runner (the
+call itself is runner.ledger.claim_runs).
 
 Each executor connection claims for itself.  claim_runs records
 ``pg_backend_pid()`` of the connection calling it, so the backend the ledger
@@ -27,7 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import adapt, pq
 
-from jobledger.runner import queries
+from jobledger.core.search_path import TEMPLATE_SEARCH_PATH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,16 @@ class ClaimedRun:
         key = row["primary_key"]
         return cls(**{**row, "primary_key": tuple(key) if key is not None else None})
 
+    def context(self) -> dict[str, Any]:
+        """The parameters of run_context (queries.sql), which starts the run's
+        transaction, whoever executes it (runner.execute, runner.lake)."""
+        return {
+            "owner": self.owner,
+            "timeout_ms": str(self.timeout_ms or 0),
+            "search_path": TEMPLATE_SEARCH_PATH,
+            "run": self.id,
+        }
+
 
 @dataclasses.dataclass(frozen=True)
 class Unreadable:
@@ -66,14 +77,6 @@ class Unreadable:
     job: str
     attempt: int
     error: str
-
-
-def claim(conn: psycopg.Connection, worker: str, max_runs: int = 1) -> list[ClaimedRun | Unreadable]:
-    """Claim up to ``max_runs`` runnable runs for execution on ``conn``."""
-    with conn.cursor() as cur:
-        cur.execute(queries.get("claim_runs"), {"worker": worker, "max_runs": max_runs})
-        assert cur.pgresult is not None
-        return load(conn, cur.pgresult)
 
 
 def load(conn: psycopg.Connection, result: pq.abc.PGresult) -> list[ClaimedRun | Unreadable]:

@@ -23,107 +23,27 @@ Destinations outside the database (``result``, ``parquet:``) are executed
 by ``runner.lake``.
 
 With ``--connect-as-owner`` (runner.owners) ``conn`` is a connection logged
-in as the job's owner, attached to the run (``attach_run``), and ``ledger``
-the executor's own: the transaction above is the same, but completes with
-``complete_attached_run`` on ``conn`` (so write and flip still commit
-together) and claims nothing; failures, releases and claims go on ``ledger``.
+in as the job's owner, attached to the run (``attach_run``), and
+``runner_conn`` the executor's own: the transaction above is the same, but
+completes with ``complete_attached_run`` on ``conn`` (so write and flip
+still commit together) and claims nothing; failures, releases and claims go
+on ``runner_conn``.
+
+The ledger calls go through runner.ledger; what became of the attempt, and
+recording a failure, is runner.outcome's.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import enum
-import logging
 import time
 from typing import Any, Callable
 
 import psycopg
-from psycopg import rows, sql
+from psycopg import sql
 
-from jobledger.core import destinations, errors
+from jobledger.core import destinations
 from jobledger.core.search_path import TEMPLATE_SEARCH_PATH
-from jobledger.runner import claim, queries, session, wire
-
-log = logging.getLogger("jobledger.runner")
-
-# Errors worth another attempt: the same statement may well succeed later.
-TRANSIENT_SQLSTATES = frozenset({
-    "40001",  # serialization_failure
-    "40P01",  # deadlock_detected
-    "57P01",  # admin_shutdown (also pg_terminate_backend)
-    "57P02",  # crash_shutdown
-    "57P03",  # cannot_connect_now
-})
-TRANSIENT_CLASSES = frozenset({"08"})  # connection exceptions
-LOST_CONNECTION_SQLSTATE = "08006"  # connection_failure, when the server said nothing
-
-
-class Outcome(enum.Enum):
-    """What became of one attempt, from this runner's point of view."""
-
-    SUCCEEDED = "succeeded"
-    RETRY = "retry"  # failed; pending again after a backoff
-    FAILED = "failed"  # failed for good
-    FENCED = "fenced"  # someone else decided first (cancel_run, a lease takeover)
-    RELEASED = "released"  # given back by a runner shutting down
-
-
-@dataclasses.dataclass(frozen=True)
-class Failure:
-    """A failed attempt as fail_run records it."""
-
-    error: str
-    sqlstate: str | None
-    category: str
-    retry: bool
-
-
-@dataclasses.dataclass(frozen=True)
-class Result:
-    """An executed attempt: its outcome, the rows written if it succeeded, and
-    the runs claimed right after its commit (None: no claim was made)."""
-
-    outcome: Outcome
-    rows_written: int | None = None
-    claimed: list[claim.ClaimedRun | claim.Unreadable] | None = None
-
-
-class ConnectionLost(Exception):
-    """The executor's connection died mid-run; record ``failure`` on a new one."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.error)
-        self.failure = failure
-
-
-def is_transient(sqlstate: str | None) -> bool:
-    return sqlstate is not None and (sqlstate in TRANSIENT_SQLSTATES or sqlstate[:2] in TRANSIENT_CLASSES)
-
-
-def classify(exc: psycopg.Error, run: claim.ClaimedRun, elapsed_ms: float) -> Failure | None:
-    """The failure to record for ``exc``, or None when the run is no longer ours.
-
-    A cancelled statement (57014) is a timeout when the job has one and it
-    has elapsed: the client's clock cannot run ahead of the server's timer,
-    whatever language the server reports in.  Otherwise it was cancel_run
-    (whose fenced effect fail_run then respects: the run stays cancelled) or
-    somebody's pg_cancel_backend, which deserves another attempt.
-    """
-    detail = exc.diag.message_detail
-    category = errors.category_of_detail(detail)
-    if category == "run_fenced":
-        return None
-    sqlstate = exc.sqlstate
-    message = exc.diag.message_primary or str(exc).strip() or type(exc).__name__
-    if sqlstate == "57014":
-        if run.timeout_ms and elapsed_ms >= run.timeout_ms:
-            return Failure(f"timed out after {run.timeout_ms} ms", sqlstate, "timeout", retry=False)
-        return Failure(message, sqlstate, "transient_error", retry=True)
-    if is_transient(sqlstate):
-        return Failure(message, sqlstate, "transient_error", retry=True)
-    return Failure(message, sqlstate, category or "execution_error", retry=False)
-
+from jobledger.runner import claim, ledger, outcome, queries, session, wire
 
 class OutputColumns:
     """The names of the columns a run's query produces, by job version.
@@ -207,21 +127,14 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
     try:
         with wire.Pipeline(conn) as pipeline:
             pipeline.send(b"BEGIN")
-            pipeline.send(queries.pipelined("run_context"), {
-                "owner": run.owner,
-                "timeout_ms": str(run.timeout_ms or 0),
-                "search_path": TEMPLATE_SEARCH_PATH,
-                "run": run.id,
-            })
+            pipeline.send(queries.pipelined("run_context"), run.context())
             for step in steps:
                 pipeline.send(step.as_bytes(conn))
             rows_written = wire.rows_affected(pipeline.sync()[-1])
             pipeline.send(queries.pipelined("reset_role"), {})
-            pipeline.send(queries.pipelined("complete_attached_run" if attached else "complete_run"), {
-                "run": run.id, "attempt": run.attempt, "worker": worker, "rows_written": rows_written,
-            })
+            pipeline.send(*ledger.complete_pipelined(ledger.Attempt.of(run, worker), rows_written, attached))
             if claim_next:  # in the same transaction: one commit for both
-                pipeline.send(queries.pipelined("claim_runs"), {"worker": worker, "max_runs": 1})
+                pipeline.send(*ledger.claim_runs_pipelined(worker))
             pipeline.send(b"COMMIT")
             for statement in session.reset_statements(conn):  # after the COMMIT: what the job left in the session goes
                 pipeline.send(statement)
@@ -236,90 +149,30 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
 
 def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, columns: OutputColumns,
             backoff: float, releasing: Callable[[], bool], claim_next: bool = False,
-            ledger: psycopg.Connection | None = None) -> Result:
+            runner_conn: psycopg.Connection | None = None) -> outcome.Result:
     """Execute ``run`` on ``conn`` (the connection that claimed it), claiming
     the next run after a success if ``claim_next``.  Raises ConnectionLost
-    if ``conn`` died.  With ``ledger`` (runner.owners), ``conn`` is the
-    owner's connection attached to the run, and the ledger calls go on
-    ``ledger``; a lost ``conn`` is then recorded there."""
+    if ``conn`` died.  With ``runner_conn`` (runner.owners), ``conn`` is the
+    owner's connection attached to the run, and the other ledger calls go on
+    ``runner_conn``; a lost ``conn`` is then recorded there."""
     if destinations.outside_database(run.destination):
         # result and parquet: (runner.lake; imported on first use: pyarrow).
         from jobledger.runner import lake
 
-        return lake.execute(conn, run, worker, backoff=backoff, releasing=releasing, ledger=ledger)
+        return lake.execute(conn, run, worker, backoff=backoff, releasing=releasing, runner_conn=runner_conn)
     if run.destination_table is None:
-        failure = Failure(f'the destination table {run.destination} of job "{run.job}" no longer exists',
-                          "42P01", "destination_missing", retry=False)
-        return Result(record(ledger or conn, run, worker, failure, backoff))
+        failure = outcome.Failure(f'the destination table {run.destination} of job "{run.job}" no longer exists',
+                                  "42P01", "destination_missing", retry=False)
+        return outcome.Result(outcome.record(runner_conn or conn, run, worker, failure, backoff))
     started = time.monotonic()
     try:
         steps = statements(run, columns.get(conn, run))
         started = time.monotonic()
-        rows_written, claimed = write(conn, run, worker, steps, claim_next and ledger is None,
-                                      attached=ledger is not None)
+        rows_written, claimed = write(conn, run, worker, steps, claim_next and runner_conn is None,
+                                      attached=runner_conn is not None)
     except psycopg.Error as exc:
-        return database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000, backoff, releasing,
-                              ledger=ledger)
-    return Result(Outcome.SUCCEEDED, rows_written, claimed)
+        return outcome.database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000, backoff,
+                                      releasing, runner_conn=runner_conn)
+    return outcome.Result(outcome.Outcome.SUCCEEDED, rows_written, claimed)
 
 
-def database_error(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, exc: psycopg.Error,
-                   elapsed_ms: float, backoff: float, releasing: Callable[[], bool],
-                   ledger: psycopg.Connection | None = None) -> Result:
-    """What to do after ``exc`` ended an attempt: record it (fail_run), release
-    the run (shutting down), or leave it (fenced), on ``ledger`` if given,
-    else on ``conn``.  Raises ConnectionLost if ``conn`` died and there is
-    no ``ledger``."""
-    if conn.closed or conn.broken:
-        lost = Failure(exc.diag.message_primary or str(exc).strip() or "lost the connection to the server",
-                       exc.sqlstate or LOST_CONNECTION_SQLSTATE, "transient_error", retry=True)
-        if ledger is None:
-            raise ConnectionLost(lost) from exc
-        if releasing():
-            return Result(release(ledger, run, worker))
-        return Result(record(ledger, run, worker, lost, backoff))
-    recorder = ledger or conn
-    if releasing() and exc.sqlstate == "57014":
-        return Result(release(recorder, run, worker))
-    failure = classify(exc, run, elapsed_ms)
-    if failure is None:
-        log.info("run %s attempt %d: %s", run.id, run.attempt, exc.diag.message_primary)
-        return Result(Outcome.FENCED)
-    return Result(record(recorder, run, worker, failure, backoff))
-
-
-def unexpected(exc: BaseException) -> Failure:
-    """The failure to record when the runner itself failed on a run (an
-    error it does not expect, a value it cannot handle): the run fails for
-    good, the executor goes on."""
-    return Failure(f"the runner failed on this run: {type(exc).__name__}: {str(exc)[:500]}", None,
-                   "runner_error", retry=False)
-
-
-def record(conn: psycopg.Connection, run: claim.ClaimedRun | claim.Unreadable, worker: str, failure: Failure,
-           backoff: float) -> Outcome:
-    """fail_run: the attempt's error; pending again (retry) or failed."""
-    with conn.cursor(row_factory=rows.dict_row) as cur:
-        cur.execute(queries.get("fail_run"), {
-            "run": run.id, "attempt": run.attempt, "worker": worker, "error": failure.error,
-            "sqlstate": failure.sqlstate, "category": failure.category, "retry": failure.retry,
-            "backoff": _interval(backoff),
-        })
-        status = cur.fetchone()["status"]
-    if status is None:
-        return Outcome.FENCED
-    log.warning("run %s (job %s) attempt %d failed%s: %s [%s]", run.id, run.job, run.attempt,
-                ", will retry" if status == "pending" else "", failure.error, failure.sqlstate)
-    return Outcome.RETRY if status == "pending" else Outcome.FAILED
-
-
-def release(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str) -> Outcome:
-    """release_run: back to pending, the interrupted attempt not counted."""
-    with conn.cursor(row_factory=rows.dict_row) as cur:
-        cur.execute(queries.get("release_run"), {"run": run.id, "attempt": run.attempt, "worker": worker})
-        released = cur.fetchone()["released"]
-    return Outcome.RELEASED if released else Outcome.FENCED
-
-
-def _interval(seconds: float) -> datetime.timedelta:
-    return datetime.timedelta(seconds=seconds)

@@ -54,7 +54,8 @@ With ``--connect-as-owner`` (runner.owners) the read, and the transaction
 that emits and completes, are on the owner's connection attached to the run,
 through the ``*_attached_*`` functions (lock, emit, complete): the same
 transaction as above, so the same guarantees.  The settings, the progress
-reports and any failure are the runner's own connection's (``ledger``).
+reports and any failure are the runner's own connection's (``runner_conn``).
+The ledger calls go through runner.ledger.
 
 ``JOBLEDGER_RUNNER_FAULT=exit-after-publish`` in the runner's environment
 makes it exit at once after step 2 (runner.faults): the tests' way to crash
@@ -78,10 +79,8 @@ from psycopg import conninfo as pg_conninfo
 from psycopg import rows, sql
 
 from jobledger.core import dataset_manifest, destinations, errors
-from jobledger.core.search_path import TEMPLATE_SEARCH_PATH
 from jobledger.lake import arrow_batches, ipc_result, parquet_dataset
-from jobledger.runner import claim, faults, queries, session
-from jobledger.runner import execute as table_execute
+from jobledger.runner import claim, faults, ledger, outcome, queries, session
 
 log = logging.getLogger("jobledger.runner")
 
@@ -113,18 +112,19 @@ class Published(Exception):
 
 
 def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, backoff: float,
-            releasing: Callable[[], bool], ledger: psycopg.Connection | None = None) -> table_execute.Result:
+            releasing: Callable[[], bool], runner_conn: psycopg.Connection | None = None) -> outcome.Result:
     """Execute ``run`` (destination ``result`` or ``parquet:...``) on ``conn``.
 
     Never claims the next run in its transaction (the executor claims
     afterwards).  The session is reset (runner.session) before anything
     else is done on ``conn``.  Raises ConnectionLost if ``conn`` died, like
-    ``execute.execute``; with ``ledger`` (the runner's connection, ``conn``
-    being the owner's: runner.owners) failures are recorded on ``ledger``."""
-    calls = Calls(conn, ledger)
+    ``execute.execute``; with ``runner_conn`` (the runner's connection,
+    ``conn`` being the owner's: runner.owners) failures are recorded on
+    ``runner_conn``."""
+    calls = Calls(conn, runner_conn)
     target = destinations.parse(run.destination)
     started = time.monotonic()
-    failure: table_execute.Failure | None = None
+    failure: outcome.Failure | None = None
     try:
         try:
             if isinstance(target, destinations.Parquet):
@@ -135,30 +135,30 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
             session.reset(conn)  # the job's transaction is over: nothing of it stays
     except Published as published:
         cause = published.cause
-        if isinstance(cause, psycopg.Error) and (conn.closed or conn.broken) and ledger is None:
-            raise table_execute.ConnectionLost(table_execute.Failure(
+        if isinstance(cause, psycopg.Error) and (conn.closed or conn.broken) and runner_conn is None:
+            raise outcome.ConnectionLost(outcome.Failure(
                 str(cause).strip() or "lost the connection to the server",
-                cause.sqlstate or table_execute.LOST_CONNECTION_SQLSTATE, "transient_error",
+                cause.sqlstate or outcome.LOST_CONNECTION_SQLSTATE, "transient_error",
                 retry=True)) from cause
-        failure = table_execute.Failure(
+        failure = outcome.Failure(
             f"the dataset version was published but recording it failed: {cause}",
             getattr(cause, "sqlstate", None), "transient_error", retry=True)
     except psycopg.Error as exc:
-        return table_execute.database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000,
-                                            backoff, releasing, ledger=ledger)
+        return outcome.database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000,
+                                      backoff, releasing, runner_conn=runner_conn)
     except errors.JobledgerError as exc:
-        failure = table_execute.Failure(exc.message, exc.sqlstate, exc.category, retry=False)
+        failure = outcome.Failure(exc.message, exc.sqlstate, exc.category, retry=False)
     except TimedOut:
-        failure = table_execute.Failure(f"timed out after {run.timeout_ms} ms", "57014", "timeout", retry=False)
+        failure = outcome.Failure(f"timed out after {run.timeout_ms} ms", "57014", "timeout", retry=False)
     except PermissionError as exc:
-        failure = table_execute.Failure(f"the runner cannot write {target}: {exc}", "42501",
+        failure = outcome.Failure(f"the runner cannot write {target}: {exc}", "42501",
                                         "permission_denied", retry=False)
     except OSError as exc:
-        failure = table_execute.Failure(f"writing the dataset failed: {exc}", "58030", "execution_error",
+        failure = outcome.Failure(f"writing the dataset failed: {exc}", "58030", "execution_error",
                                         retry=False)
     if failure is not None:
-        return table_execute.Result(table_execute.record(ledger or conn, run, worker, failure, backoff))
-    return table_execute.Result(table_execute.Outcome.SUCCEEDED, rows_written, None)
+        return outcome.Result(outcome.record(runner_conn or conn, run, worker, failure, backoff))
+    return outcome.Result(outcome.Outcome.SUCCEEDED, rows_written, None)
 
 
 # ---- result -------------------------------------------------------------------
@@ -167,30 +167,29 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
 @dataclasses.dataclass(frozen=True)
 class Calls:
     """Where the ledger calls of a lake run go: all on ``conn`` (SET ROLE
-    mode), or, with ``ledger`` (runner.owners), the fenced ones (lock, emit,
-    complete) on ``conn`` through their ``*_attached_*`` forms and the
-    settings and progress reports on ``ledger``."""
+    mode), or, with ``own`` (the runner's connection: runner.owners), the
+    fenced ones (lock, emit, complete) on ``conn`` through their
+    ``*_attached_*`` forms and the settings and progress reports on ``own``."""
 
     conn: psycopg.Connection
-    ledger: psycopg.Connection | None = None
+    own: psycopg.Connection | None = None
 
     @property
     def attached(self) -> bool:
-        return self.ledger is not None
+        return self.own is not None
 
     @property
     def runner_conn(self) -> psycopg.Connection:
-        return self.ledger or self.conn
+        return self.own or self.conn
 
     def lock(self, run: claim.ClaimedRun, worker: str) -> None:
-        self.conn.execute(queries.get("lock_attached_run" if self.attached else "lock_run"),
-                          {"run": run.id, "attempt": run.attempt, "worker": worker})
+        ledger.lock(self.conn, ledger.Attempt.of(run, worker), self.attached)
 
 
 def _result(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls: Calls) -> int:
     with conn.transaction():
         settings = _settings(calls.runner_conn)
-        _run_context(conn, run)
+        conn.execute(queries.get("run_context"), run.context())
         deadline = _deadline(run)
         with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result:
             ipc = ipc_result.encode(result.schema, _until(deadline, result.batches),
@@ -232,7 +231,7 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
 
     with conn.transaction():
         settings = _settings(calls.runner_conn)
-        _run_context(conn, run)
+        conn.execute(queries.get("run_context"), run.context())
         progress = Progress(calls.runner_conn, run, worker, settings.progress_interval, _estimate(conn, run))
         deadline = _deadline(run)
         with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result, \
@@ -295,9 +294,7 @@ class Progress:
         if side is None:
             return
         try:
-            side.execute(queries.get("report_progress"), {
-                "run": self.run.id, "attempt": self.run.attempt, "worker": self.worker,
-                "rows_written": rows_written, "progress": percent})
+            ledger.report_progress(side, ledger.Attempt.of(self.run, self.worker), rows_written, percent)
         except psycopg.Error as exc:  # best effort: the write goes on
             log.warning("run %s: cannot report progress: %s", self.run.id, str(exc).strip())
             _drop_side_connection()
@@ -342,15 +339,6 @@ def _settings(conn: psycopg.Connection) -> Settings:
                     max(0.0, row["progress_interval"].total_seconds()))
 
 
-def _run_context(conn: psycopg.Connection, run: claim.ClaimedRun) -> None:
-    conn.execute(queries.get("run_context"), {
-        "owner": run.owner,
-        "timeout_ms": str(run.timeout_ms or 0),
-        "search_path": TEMPLATE_SEARCH_PATH,
-        "run": run.id,
-    })
-
-
 def _estimate(conn: psycopg.Connection, run: claim.ClaimedRun) -> int | None:
     """The planner's estimate of the rows the query returns (None if it cannot tell)."""
     statement = sql.SQL(queries.get("explain")).format(query=sql.SQL(run.rendered_sql))
@@ -378,16 +366,10 @@ def _until(deadline: float | None, batches: Iterator[pyarrow.RecordBatch]) -> It
 
 def _emit(calls: Calls, run: claim.ClaimedRun, worker: str, name: str, content_type: str, data: bytes,
           parents: list[Any] | None = None) -> Any:
-    with calls.conn.cursor(row_factory=rows.dict_row) as cur:
-        row = cur.execute(queries.get("emit_attached_output" if calls.attached else "emit_output"), {
-            "run": run.id, "attempt": run.attempt, "worker": worker, "name": name,
-            "content_type": content_type, "data": data, "parents": parents or []}).fetchone()
-    assert row is not None
-    return row["id"]
+    return ledger.emit_output(calls.conn, ledger.Attempt.of(run, worker), name, content_type, data, parents,
+                              calls.attached)
 
 
 def _complete(calls: Calls, run: claim.ClaimedRun, worker: str, rows_written: int,
               snapshot_id: str | None) -> None:
-    calls.conn.execute(queries.get("complete_attached_run_snapshot" if calls.attached else "complete_run_snapshot"), {
-        "run": run.id, "attempt": run.attempt, "worker": worker, "rows_written": rows_written,
-        "snapshot_id": snapshot_id})
+    ledger.complete(calls.conn, ledger.Attempt.of(run, worker), rows_written, snapshot_id, calls.attached)

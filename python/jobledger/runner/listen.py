@@ -24,9 +24,8 @@ import time
 from typing import TYPE_CHECKING
 
 import psycopg
-from psycopg import rows
 
-from jobledger.runner import queries
+from jobledger.runner import ledger, queries
 
 if TYPE_CHECKING:
     from jobledger.runner import process
@@ -118,16 +117,13 @@ class Control:
         running = self.runner.running_runs()
         if not running or self.conn is None:
             return
-        self.conn.execute(queries.get("heartbeat"), {"worker": self.runner.worker, "runs": running})
+        ledger.heartbeat(self.conn, self.runner.worker, running)
 
     def _reconcile(self) -> None:
         assert self.conn is not None
-        with self.conn.cursor(row_factory=rows.dict_row) as cur:
-            cur.execute(queries.get("reconcile_orphaned"), {
-                "reason": "runner lost",
-                "lease": datetime.timedelta(seconds=self.runner.lease) if self.runner.config.lease else None,
-            })
-            changed = cur.fetchone()["changed"]
+        changed = ledger.reconcile(
+            self.conn, "runner lost",
+            datetime.timedelta(seconds=self.runner.lease) if self.runner.config.lease else None)
         if changed:
             log.info("reconcile_orphaned: %d orphaned run(s) recovered", changed)
             self.runner.wakeups.wake()

@@ -29,7 +29,8 @@ import psycopg
 from prometheus_client import core, exposition, registry as prom_registry
 
 import jobledger
-from jobledger.runner import claim, execute
+from jobledger.runner import claim
+from jobledger.runner.outcome import Outcome
 
 if TYPE_CHECKING:
     from jobledger.runner import process
@@ -45,10 +46,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 # Outcome (what the executor saw) -> the counter it increments.
 _COUNTED = {
-    execute.Outcome.SUCCEEDED: "succeeded",
-    execute.Outcome.FAILED: "failed",
-    execute.Outcome.RETRY: "retried",
-    execute.Outcome.RELEASED: "released",
+    Outcome.SUCCEEDED: "succeeded",
+    Outcome.FAILED: "failed",
+    Outcome.RETRY: "retried",
+    Outcome.RELEASED: "released",
 }
 
 
@@ -178,19 +179,19 @@ class Observer:
             if self.claims_on:
                 self.event("claimed", run, level=logging.DEBUG, attempt=run.attempt)
 
-    def finished(self, run: claim.ClaimedRun | claim.Unreadable, outcome: execute.Outcome, rows_written: int | None,
+    def finished(self, run: claim.ClaimedRun | claim.Unreadable, outcome: Outcome, rows_written: int | None,
                  seconds: float, fenced_status: str | None = None) -> None:
         """``fenced_status``: for a FENCED outcome, what the run is now
         (cancelled: cancel_run stopped it; anything else: it was lost)."""
         m = self.metrics.job(run.job)
-        if outcome is execute.Outcome.FENCED:
+        if outcome is Outcome.FENCED:
             name = "cancelled" if fenced_status == "cancelled" else "lost"
         else:
             name = _COUNTED[outcome]
         getattr(m, name).inc()
-        if outcome is execute.Outcome.SUCCEEDED:
+        if outcome is Outcome.SUCCEEDED:
             m.duration_ok.observe(seconds)
-        elif outcome in (execute.Outcome.FAILED, execute.Outcome.RETRY):
+        elif outcome in (Outcome.FAILED, Outcome.RETRY):
             m.duration_failed.observe(seconds)
         if self.events_on:
             fields: dict[str, Any] = {"attempt": run.attempt, "duration_ms": round(seconds * 1000, 2)}

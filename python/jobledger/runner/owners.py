@@ -23,7 +23,7 @@ an owner, ``Pools`` probes that owner's connections for transaction pooling
 (runner.pooling: pgbouncer may set pool_mode per user); if found, the run is
 released and the runner stops (exit 1) with the advice.
 
-What stays on the runner's connection (the ``ledger``): claiming, heartbeats,
+What stays on the runner's connection (``runner_conn``): claiming, heartbeats,
 ``fail_run``, ``release_run``, presence and the lake settings.  Those need
 the runner's rights, which the owner's session never gets.
 
@@ -69,7 +69,7 @@ from typing import Callable
 
 import psycopg
 
-from jobledger.runner import claim, execute, pooling, queries, session
+from jobledger.runner import claim, execute, ledger, outcome, pooling, session
 
 log = logging.getLogger("jobledger.runner")
 
@@ -150,10 +150,10 @@ class Pools:
             conn.close()
 
 
-def execute_run(ledger: psycopg.Connection, pools: Pools, run: claim.ClaimedRun, worker: str, *,
+def execute_run(runner_conn: psycopg.Connection, pools: Pools, run: claim.ClaimedRun, worker: str, *,
                 columns: execute.OutputColumns, backoff: float, releasing: Callable[[], bool],
-                using: Callable[[psycopg.Connection | None], None]) -> execute.Result:
-    """Execute ``run``, claimed on ``ledger``, on a connection of its owner.
+                using: Callable[[psycopg.Connection | None], None]) -> outcome.Result:
+    """Execute ``run``, claimed on ``runner_conn``, on a connection of its owner.
 
     ``using`` is told the connection the run executes on (then None), so
     that a shutdown can cancel its query.  Never claims the next run.
@@ -162,26 +162,26 @@ def execute_run(ledger: psycopg.Connection, pools: Pools, run: claim.ClaimedRun,
     try:
         conn = pools.acquire(run.owner)
     except pooling.TransactionPooling:
-        execute.release(ledger, run, worker)
+        outcome.release(runner_conn, run, worker)
         raise
     except psycopg.OperationalError as exc:
         # No such login (not in jobledger_owners, no pg_ident.conf line yet),
         # or the server is going away: another attempt may well succeed.
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        failure = execute.Failure(f'the runner cannot log in as the job\'s owner "{run.owner}": {message}',
+        failure = outcome.Failure(f'the runner cannot log in as the job\'s owner "{run.owner}": {message}',
                                   exc.sqlstate or "28000", "owner_login_failed", retry=True)
         if releasing():
-            return execute.Result(execute.release(ledger, run, worker))
-        return execute.Result(execute.record(ledger, run, worker, failure, backoff))
+            return outcome.Result(outcome.release(runner_conn, run, worker))
+        return outcome.Result(outcome.record(runner_conn, run, worker, failure, backoff))
     using(conn)
     try:
         try:
-            conn.execute(queries.get("attach_run"), {"run": run.id, "attempt": run.attempt, "worker": worker})
+            ledger.attach(conn, ledger.Attempt.of(run, worker))
         except psycopg.Error as exc:
             session.reset(conn)
-            return execute.database_error(conn, run, worker, exc, 0.0, backoff, releasing, ledger=ledger)
+            return outcome.database_error(conn, run, worker, exc, 0.0, backoff, releasing, runner_conn=runner_conn)
         return execute.execute(conn, run, worker, columns=columns, backoff=backoff, releasing=releasing,
-                               ledger=ledger)
+                               runner_conn=runner_conn)
     finally:
         using(None)
         pools.release(run.owner, conn)

@@ -15,12 +15,12 @@ import datetime
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import psycopg
 
 import jobledger
-from jobledger.runner import queries
+from jobledger.runner import ledger
 
 if TYPE_CHECKING:
     from jobledger.runner import process
@@ -33,13 +33,13 @@ class Presence:
         self.enabled = True
         self.registered = False
 
-    def _call(self, conn: psycopg.Connection, name: str, params: dict) -> object:
-        """Run one block; None (and presence off) if the database refuses it.
-        Connection errors propagate: the control loop reconnects."""
+    def _call(self, call: Callable[[], object]) -> object:
+        """Make one ledger call; None (and presence off) if the database
+        refuses it.  Connection errors propagate: the control loop reconnects."""
         if not self.enabled:
             return None
         try:
-            return conn.execute(queries.operation(name), params).fetchone()[0]
+            return call()
         except psycopg.OperationalError:
             raise
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction) as exc:
@@ -51,17 +51,15 @@ class Presence:
 
     def start(self, conn: psycopg.Connection) -> None:
         runner = self.runner
-        self._call(conn, "worker_start", {
-            "worker": runner.worker, "hostname": socket.gethostname(), "pid": os.getpid(),
-            "version": jobledger.__version__, "concurrency": runner.config.concurrency,
-            "lease": datetime.timedelta(seconds=runner.lease),
-        })
+        self._call(lambda: ledger.worker_start(
+            conn, runner.worker, hostname=socket.gethostname(), pid=os.getpid(), version=jobledger.__version__,
+            concurrency=runner.config.concurrency, lease=datetime.timedelta(seconds=runner.lease)))
         self.registered = self.enabled
 
     def beat(self, conn: psycopg.Connection, stopped: bool = False) -> None:
         if not self.registered:
             self.start(conn)
-        known = self._call(conn, "worker_beat", {
-            "worker": self.runner.worker, "runs_in_flight": len(self.runner.running_runs()), "stopped": stopped})
+        known = self._call(lambda: ledger.worker_beat(
+            conn, self.runner.worker, len(self.runner.running_runs()), stopped))
         if known is False and not stopped:  # forgotten meanwhile: register again
             self.start(conn)

@@ -50,7 +50,8 @@ import psycopg
 from psycopg import conninfo as pg_conninfo
 
 import jobledger
-from jobledger.runner import claim, execute, faults, listen, observe, owners, pooling, presence, queries, session
+from jobledger.runner import (claim, execute, faults, ledger, listen, observe, outcome, owners, pooling, presence,
+                              queries, session)
 
 log = logging.getLogger("jobledger.runner")
 
@@ -190,7 +191,7 @@ class Executor(threading.Thread):
             if not queue:
                 generation = runner.wakeups.generation
                 try:
-                    queue = claim.claim(self.conn, runner.worker)
+                    queue = ledger.claim_runs(self.conn, runner.worker)
                     if queue:
                         runner.observer.claimed(queue)
                 except psycopg.OperationalError as exc:
@@ -203,7 +204,7 @@ class Executor(threading.Thread):
                 continue
             run = queue.pop(0)
             if isinstance(run, claim.Unreadable):
-                failure = execute.Failure(run.error, None, "runner_error", retry=False)
+                failure = outcome.Failure(run.error, None, "runner_error", retry=False)
                 runner.observer.finished(run, self._record(run, failure), None, 0.0)
                 continue
             generation = runner.wakeups.generation
@@ -221,7 +222,7 @@ class Executor(threading.Thread):
             if self.conn is None:
                 break  # reconcile_orphaned will (the backend that claimed it is gone)
             try:
-                execute.release(self.conn, run, self.runner.worker)
+                outcome.release(self.conn, run, self.runner.worker)
             except psycopg.OperationalError:
                 break
 
@@ -250,21 +251,21 @@ class Executor(threading.Thread):
                 # An owner's pool (--connect-as-owner): the run went back to
                 # pending; the runner cannot go on as configured.
                 runner.fail(str(exc))
-                result = execute.Result(execute.Outcome.RELEASED)
-            except execute.ConnectionLost as lost:
+                result = outcome.Result(outcome.Outcome.RELEASED)
+            except outcome.ConnectionLost as lost:
                 log.warning("run %s: lost the connection (%s)", run.id, lost.failure.error)
                 assert self.conn is not None
                 self.conn.close()
                 self.conn = None
-                result = execute.Result(self._record(run, lost.failure, release_if_stopping=True))
+                result = outcome.Result(self._record(run, lost.failure, release_if_stopping=True))
             except Exception as exc:  # noqa: BLE001 - a bug, a value the runner cannot handle: this run only
                 log.exception("run %s (job %s): unexpected error", run.id, run.job)
-                result = execute.Result(self._record(run, execute.unexpected(exc)))
+                result = outcome.Result(self._record(run, outcome.unexpected(exc)))
         finally:
             with self._lock:
                 self.current = None
         seconds = time.monotonic() - started
-        fenced_status = self._status_now(run) if result.outcome is execute.Outcome.FENCED else None
+        fenced_status = self._status_now(run) if result.outcome is outcome.Outcome.FENCED else None
         runner.observer.finished(run, result.outcome, result.rows_written, seconds, fenced_status)
         return result.claimed
 
@@ -273,13 +274,12 @@ class Executor(threading.Thread):
         if self.conn is None:
             return None
         try:
-            row = self.conn.execute(queries.operation("run_status"), {"run": run.id}).fetchone()
+            return ledger.status(self.conn, run.id)
         except psycopg.Error:
             return None
-        return row[0] if row else None
 
-    def _record(self, run: claim.ClaimedRun | claim.Unreadable, failure: execute.Failure,
-                release_if_stopping: bool = False) -> execute.Outcome:
+    def _record(self, run: claim.ClaimedRun | claim.Unreadable, failure: outcome.Failure,
+                release_if_stopping: bool = False) -> outcome.Outcome:
         """Record a failed attempt that execute.execute did not: on this
         executor's connection, reset first, or on a new one if it was lost
         (then, shutting down, ``release_if_stopping`` releases the run
@@ -290,16 +290,16 @@ class Executor(threading.Thread):
             if self.conn.closed:
                 self.conn = None
         if self.conn is None and (not self._connect() or self.conn is None):
-            return execute.Outcome.FENCED
+            return outcome.Outcome.FENCED
         try:
             if release_if_stopping and self.runner.releasing.is_set():
-                return execute.release(self.conn, run, self.runner.worker)
-            return execute.record(self.conn, run, self.runner.worker, failure, self.runner.config.retry_backoff)
+                return outcome.release(self.conn, run, self.runner.worker)
+            return outcome.record(self.conn, run, self.runner.worker, failure, self.runner.config.retry_backoff)
         except psycopg.Error as exc:
             log.warning("run %s: cannot record its failure (%s); reconcile_orphaned will", run.id, str(exc).strip())
             self.conn.close()
             self.conn = None
-            return execute.Outcome.FENCED
+            return outcome.Outcome.FENCED
 
 
 def _pin(conn: psycopg.Connection, extra: tuple[tuple[str, str], ...]) -> None:
