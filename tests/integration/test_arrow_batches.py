@@ -184,16 +184,6 @@ def test_empty_result_has_its_schema(db: psycopg.Connection) -> None:
     assert [str(t) for t in table.schema.types] == ["decimal128(3, 1)", "list<item: string>"]
 
 
-def test_unsupported_types_are_refused_before_the_query_runs(db: psycopg.Connection) -> None:
-    with pytest.raises(errors.JobledgerError) as caught:
-        read_all(db, "SELECT 1/(g - g) AS boom, interval '1 day' AS took, g::numeric AS total"
-                     " FROM generate_series(1, 3) g")
-    assert caught.value.category == "unsupported_type"
-    assert [line.split(":")[0] for line in (caught.value.detail or "").splitlines()] == [
-        'column "took" is interval', 'column "total" is numeric']
-    assert db.execute("SELECT 1 AS ok").fetchone() == {"ok": 1}
-
-
 def test_describe_plans_without_running(db: psycopg.Connection) -> None:
     columns = arrow_batches.describe(
         db, "SELECT 1/(g - g) AS boom, now() AS at, 'x'::varchar(3) AS v FROM generate_series(1, 3) g")

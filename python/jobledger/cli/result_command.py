@@ -59,7 +59,7 @@ def result(run: str, fmt: str, output: str | None, dsn: str | None) -> None:
 
 def render(table: Any, fmt: str) -> bytes:
     """The bytes of ``table`` in ``fmt``."""
-    from jobledger.lake import ipc_result
+    from jobledger.lake import arrow_schema, ipc_result
 
     if fmt == "json":
         return ipc_result.to_json(table).encode() + b"\n"
@@ -68,7 +68,7 @@ def render(table: Any, fmt: str) -> bytes:
         import pyarrow.parquet
 
         sink = pyarrow.BufferOutputStream()
-        pyarrow.parquet.write_table(table, sink)
+        pyarrow.parquet.write_table(arrow_schema.parquet_batch(table), sink)  # intervals as structs
         return sink.getvalue().to_pybytes()
     return _csv(table).encode()
 

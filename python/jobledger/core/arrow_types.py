@@ -9,33 +9,47 @@ Arrow types are written as short strings, the *description* form, which is
 also what a dataset manifest stores::
 
     bool int16 int32 int64 float32 float64 decimal128(p,s) decimal256(p,s)
-    string binary date32 timestamp[us] timestamp[us, tz=UTC] uuid json list<T>
+    string binary date32 timestamp[us] timestamp[us, tz=UTC] time64[us]
+    month_day_nano uuid json list<T>
+    struct<months:int32,days:int32,nanoseconds:int64>   (Parquet's interval)
 
 PostgreSQL types are ``format_type()`` text, as ``preflight.query_columns``
 and the runner's result description give them.  The mapping (``MAPPING_TABLE``
-has it in words, for docs/destinations.md):
+has it in words, for docs/destinations.md) is the same for every Arrow
+destination; Parquet, which has no month-day-nano interval, stores that one
+type as a struct of its three fields (``parquet_description``):
 
+* integers, floats, boolean, text types, bytea, date, timestamp(tz) and time
+  map to their Arrow counterparts.  ``timestamptz`` is the instant in UTC,
+  whatever the session's TimeZone.  ±infinity and years after 294246 fail
+  the run (``value_not_representable``), and so does ``time '24:00:00'``
+  (Arrow's time64 ends before midnight).
 * ``numeric(p,s)`` keeps its precision and scale: ``decimal128(p,s)`` up to
-  38 digits, ``decimal256(p,s)`` up to 76.  Refused: plain ``numeric``
-  (no precision and scale: any fixed choice either rounds values or fails
-  some rows at run time, and a schema guessed from the data would change
-  from run to run and break appends; cast it, e.g. ``CAST(sum(x) AS
-  numeric(20,2))``), more than 76 digits, and a negative scale or one larger
-  than the precision (Parquet's DECIMAL cannot hold them).  NaN and
-  ±Infinity values fail the run (``value_not_representable``).
-* ``timestamp`` → ``timestamp[us]`` (no zone, as written); ``timestamptz`` →
-  ``timestamp[us, tz=UTC]``: the instant, whatever the session's TimeZone.
-  ±infinity fails the run, and so do years after 294246 (Arrow counts
-  microseconds from 1970 in 64 bits; PostgreSQL goes on to 294276).
+  38 digits, ``decimal256(p,s)`` up to 76; NaN and ±Infinity fail the run.
+* plain ``numeric`` (what ``sum()`` and ``avg()`` return), and ``numeric(p,s)``
+  with more than 76 digits or a scale outside 0..p, map to ``string``: the
+  exact decimal text PostgreSQL writes (``numeric_out``), every digit, and
+  ``NaN``, ``Infinity``, ``-Infinity`` as written.  No fixed decimal type
+  can hold every value of an unconstrained numeric, and a scale guessed
+  from the data would change the schema from run to run; a reader who
+  wants a decimal column casts in the query, ``CAST(sum(x) AS
+  numeric(20,2))``, and gets ``decimal128(20,2)``.
+* ``interval`` → ``month_day_nano``: months, days and nanoseconds, each kept
+  apart as PostgreSQL keeps them (never "1 month = 30 days").  A time part
+  beyond ±292 years (int64 nanoseconds) fails the run.
 * ``uuid`` → Arrow's canonical ``arrow.uuid`` extension type (16 bytes; Parquet
   UUID), ``json``/``jsonb`` → the canonical ``arrow.json`` extension type (the
   JSON text; Parquet JSON).  Readers without the extensions see
   ``fixed_size_binary(16)`` and ``string``.
 * one-dimensional arrays → ``list<T>`` of the element's mapping; a value with
   more dimensions fails the run, and lower bounds other than 1 are dropped.
-* everything else (interval, time, money, network types, enums, domains,
-  composite types, ranges, ``"char"`` ...) is refused with the column's name;
-  cast it to a mapped type (``CAST(x AS text)``) in the query.
+* every other type (money, tsvector, tsquery, jsonpath, xml, pg_lsn, bit,
+  network and geometric types, ranges and multiranges, enums, composite
+  types and records, ``time with time zone``, ``"char"``, reg* types ...)
+  → ``string``: the value's text output (the type's output function, in
+  the runner's pinned settings), which PostgreSQL's input function reads
+  back to the same value.  Nothing is refused by type.  A domain maps as
+  its base type (PostgreSQL describes a domain-typed result column by it).
 """
 
 from __future__ import annotations
@@ -65,11 +79,22 @@ _SIMPLE: dict[str, str] = {
     "date": "date32",
     "timestamp without time zone": "timestamp[us]",
     "timestamp with time zone": "timestamp[us, tz=UTC]",
+    "time without time zone": "time64[us]",
+    "interval": "month_day_nano",
     "uuid": "uuid",
     "json": "json",
     "jsonb": "json",
     "bytea": "binary",
 }
+# Families whose values arrive as text natively (no output function needed).
+_NATIVE_STRINGS = frozenset({"text", "character varying", "character", "name"})
+# interval with a field restriction ("interval day to second") is an interval.
+_INTERVAL_FIELDS = re.compile(r"interval (year|month|day|hour|minute|second)( to (month|hour|minute|second))?")
+
+STRING = "string"
+MONTH_DAY_NANO = "month_day_nano"
+# Parquet has no month-day-nano interval: the same three fields as a struct.
+INTERVAL_STRUCT = "struct<months:int32,days:int32,nanoseconds:int64>"
 
 # The mapping in words: (PostgreSQL, Arrow, note), for docs/destinations.md and the report.
 MAPPING_TABLE: tuple[tuple[str, str, str], ...] = (
@@ -80,22 +105,32 @@ MAPPING_TABLE: tuple[tuple[str, str, str], ...] = (
     ("double precision", "float64", "NaN and ±Infinity kept"),
     ("numeric(p,s), p <= 38", "decimal128(p,s)", "exact; NaN/±Infinity fail the run"),
     ("numeric(p,s), 38 < p <= 76", "decimal256(p,s)", "exact; NaN/±Infinity fail the run"),
-    ("numeric (no typmod), p > 76, s < 0 or s > p", "refused", "cast to numeric(p,s)"),
+    ("numeric (no typmod, e.g. sum(), avg()); numeric(p,s) with p > 76, s < 0 or s > p", "string",
+     "the exact decimal text (every digit; NaN, Infinity, -Infinity kept); "
+     "cast to numeric(p,s) in the query for a decimal column"),
     ("text, character varying(n), character(n), name", "string", "character(n) keeps its blanks"),
     ("boolean", "bool", ""),
     ("date", "date32", "±infinity fails the run"),
     ("timestamp(p)", "timestamp[us]", "±infinity and years after 294246 fail the run"),
     ("timestamp(p) with time zone", "timestamp[us, tz=UTC]",
      "the instant, whatever the session's TimeZone; ±infinity and years after 294246 fail the run"),
+    ("time(p)", "time64[us]", "24:00:00 fails the run"),
+    ("interval, interval(p), interval <fields>", "month_day_nano",
+     "months, days, nanoseconds as PostgreSQL keeps them; Parquet: struct<months: int32, days: int32, "
+     "nanoseconds: int64>; a time part beyond ±292 years fails the run"),
     ("uuid", "uuid", "arrow.uuid extension, fixed_size_binary(16) storage"),
     ("json, jsonb", "json", "arrow.json extension, string storage: the JSON text"),
     ("bytea", "binary", ""),
     ("T[] (one dimension)", "list<T>", "element NULLs kept; multi-dimensional values fail the run"),
-    ("anything else", "refused", "cast it to a mapped type in the query"),
+    ("every other type: money, tsvector, tsquery, jsonpath, xml, pg_lsn, txid_snapshot, pg_snapshot, bit, "
+     "varbit, inet, cidr, macaddr, geometric types, ranges, multiranges, enums, composite types, records, "
+     "time with time zone, \"char\", oid and reg* types ... (a domain maps as its base type)", "string",
+     "the value's text output in the runner's pinned settings (PostgreSQL's input function reads it back); "
+     "arrays of them are list<string>"),
 )
 
 _DECIMAL_RE = re.compile(r"decimal(?P<bits>128|256)\((?P<p>[0-9]+),(?P<s>-?[0-9]+)\)")
-_SCALARS = frozenset(_SIMPLE.values())
+_SCALARS = frozenset({*_SIMPLE.values(), INTERVAL_STRUCT})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +140,9 @@ class MappedColumn:
     name: str
     pg_type: str
     arrow: str
+    # True when the values are carried as the type's text output (``string``
+    # or ``list<string>`` for a type that is not text itself).
+    text_form: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,40 +161,67 @@ def unsupported_reason(pg_type: str) -> str | None:
     return _map(pg_type)[1]
 
 
-def _map(pg_type: str) -> tuple[str | None, str | None]:
+def text_form(pg_type: str) -> bool:
+    """True when values of ``pg_type`` are carried as their text output."""
+    return _map(pg_type)[2]
+
+
+def _map(pg_type: str) -> tuple[str | None, str | None, bool]:
+    """(description, why refused, carried as text) of a format_type() text."""
     parsed = schema_diff.parse_type(pg_type)
     if parsed.dimensions > 1:
-        return None, "only one-dimensional arrays are supported"
-    element = _map_scalar(parsed)
-    if element[0] is None or parsed.dimensions == 0:
-        return element
-    return f"list<{element[0]}>", None
+        return None, "only one-dimensional arrays are supported", False
+    element, as_text = _map_scalar(parsed)
+    if parsed.dimensions == 0:
+        return element, None, as_text
+    return f"list<{element}>", None, as_text
 
 
-def _map_scalar(parsed: schema_diff.PgType) -> tuple[str | None, str | None]:
+def _map_scalar(parsed: schema_diff.PgType) -> tuple[str, bool]:
     if parsed.family == "numeric":
-        return _map_numeric(parsed.modifiers)
+        decimal = _map_numeric(parsed.modifiers)
+        return (decimal, False) if decimal is not None else (STRING, True)
+    if _INTERVAL_FIELDS.fullmatch(parsed.family):
+        return MONTH_DAY_NANO, False
     simple = _SIMPLE.get(parsed.family)
     if simple is None:
-        return None, "it has no Arrow mapping; cast it to a mapped type, e.g. CAST(... AS text)"
-    return simple, None
+        return STRING, True
+    return simple, False
 
 
-def _map_numeric(modifiers: tuple[int, ...]) -> tuple[str | None, str | None]:
+def _map_numeric(modifiers: tuple[int, ...]) -> str | None:
+    """The decimal type of numeric(p,s); None when there is none (no typmod, too wide, odd scale)."""
     if not modifiers:
-        return None, (
-            "numeric without precision and scale has no fixed Arrow decimal type; "
-            "cast it, e.g. CAST(... AS numeric(20,2))"
-        )
+        return None
     precision = modifiers[0]
     scale = modifiers[1] if len(modifiers) > 1 else 0
     if scale < 0 or scale > precision:
-        return None, f"numeric({precision},{scale}) has a scale outside 0..precision, which Parquet cannot store"
+        return None  # Parquet's DECIMAL cannot store them
     if precision <= DECIMAL128_MAX_PRECISION:
-        return f"decimal128({precision},{scale})", None
+        return f"decimal128({precision},{scale})"
     if precision <= DECIMAL256_MAX_PRECISION:
-        return f"decimal256({precision},{scale})", None
-    return None, f"numeric({precision},{scale}) has more than {DECIMAL256_MAX_PRECISION} digits, the most Arrow holds"
+        return f"decimal256({precision},{scale})"
+    return None
+
+
+def parquet_description(description: str) -> str:
+    """How a Parquet dataset stores a description: the same, but ``month_day_nano``
+    (which Parquet lacks) as ``INTERVAL_STRUCT``, also inside lists."""
+    parsed = parse(description)
+    if parsed.kind == "list":
+        assert parsed.element is not None
+        return f"list<{parquet_description(describe(parsed.element))}>"
+    return INTERVAL_STRUCT if parsed.kind == MONTH_DAY_NANO else description
+
+
+def describe(parsed: ArrowType) -> str:
+    """The description of a parsed description (``parse`` undone)."""
+    if parsed.kind == "list":
+        assert parsed.element is not None
+        return f"list<{describe(parsed.element)}>"
+    if parsed.kind.startswith("decimal"):
+        return f"{parsed.kind}({parsed.precision},{parsed.scale})"
+    return parsed.kind
 
 
 def map_columns(columns: collections.abc.Sequence[tuple[str, str]]) -> list[MappedColumn]:
@@ -164,11 +229,11 @@ def map_columns(columns: collections.abc.Sequence[tuple[str, str]]) -> list[Mapp
     mapped: list[MappedColumn] = []
     problems: list[str] = []
     for name, pg_type in columns:
-        arrow, reason = _map(pg_type)
+        arrow, reason, as_text = _map(pg_type)
         if arrow is None:
             problems.append(f'column "{name}" is {pg_type}: {reason}')
         else:
-            mapped.append(MappedColumn(name, pg_type, arrow))
+            mapped.append(MappedColumn(name, pg_type, arrow, as_text))
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise errors.JobledgerError(

@@ -15,7 +15,18 @@ Values are exact and independent of the session:
   outside Python's 1..9999 are kept, and ±infinity is refused by name;
 * numeric arrives as ``Decimal`` with its scale; NaN and ±Infinity are refused
   (``value_not_representable``) because Arrow decimals cannot hold them;
-* uuid arrives as its 16 bytes, json and jsonb as their text.
+* uuid arrives as its 16 bytes, json and jsonb as their text, time as its
+  microseconds (``24:00:00`` is refused: Arrow's time64 ends before
+  midnight), interval as its three fields (months, days, microseconds; a
+  time part whose nanoseconds overflow int64 is refused, naming the row);
+* a column mapped to its text form (``MappedColumn.text_form``: plain
+  numeric, money, tsvector, ranges, composite types ...) is read as the
+  type's output function writes it: the query is run as
+  ``SELECT c1, <output>(c2)::text, ... FROM (<query>) AS q(c1, c2, ...)``, the output
+  function looked up in ``pg_type`` (the element's, element by element, for
+  arrays).  Not ``CAST(c AS text)``: some casts to text are functions that
+  write something else (``inet``'s adds ``/32``).  A plain outer SELECT over
+  the query keeps its rows and their order.
 
 The type mapping is ``arrow_types``; column types come from the cursor's
 description (``format_type`` of each type and modifier), the same text the
@@ -29,6 +40,7 @@ import contextlib
 import dataclasses
 import decimal
 import itertools
+import struct
 from typing import Any, Callable, Iterator
 
 import psycopg
@@ -50,7 +62,21 @@ _TIMESTAMP_SHIFT_US = _DATE_SHIFT_DAYS * 86_400_000_000
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
+_INTERVAL = struct.Struct(">qii")
+_DAY_US = 86_400_000_000
+
 _cursor_names = itertools.count()
+
+# The output function of each text-form column's type (the element's for arrays).
+_OUTPUT_FUNCTIONS = """
+SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) AS output
+  FROM ROWS FROM (pg_catalog.unnest(%(oids)s::pg_catalog.oid[]), pg_catalog.unnest(%(arrays)s::pg_catalog.bool[]))
+       WITH ORDINALITY AS t(oid, is_array, n)
+  JOIN pg_catalog.pg_type AS ty ON ty.oid = t.oid
+  JOIN pg_catalog.pg_type AS used ON used.oid = CASE WHEN t.is_array THEN ty.typelem ELSE ty.oid END
+  JOIN pg_catalog.pg_proc AS p ON p.oid = used.typoutput
+  JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
+ ORDER BY t.n"""
 
 _FORMAT_TYPES = """
 SELECT pg_catalog.format_type(t.oid, t.mod) AS type
@@ -59,6 +85,16 @@ SELECT pg_catalog.format_type(t.oid, t.mod) AS type
  ORDER BY t.n"""
 
 Progress = Callable[[int], None]
+
+
+class _IntervalLoader(adapt.Loader):
+    """interval's binary form: int64 microseconds, int32 days, int32 months; as (months, days, microseconds)."""
+
+    format = psycopg.pq.Format.BINARY
+
+    def load(self, data: psycopg_abc.Buffer) -> tuple[int, int, int]:
+        micros, days, months = _INTERVAL.unpack(data)
+        return months, days, micros
 
 
 class _JsonbTextLoader(adapt.Loader):
@@ -80,6 +116,8 @@ _LOADERS: tuple[tuple[str, type[adapt.Loader]], ...] = (
     ("timestamp", numeric.Int8BinaryLoader),
     ("timestamptz", numeric.Int8BinaryLoader),
     ("date", numeric.Int4BinaryLoader),
+    ("time", numeric.Int8BinaryLoader),
+    ("interval", _IntervalLoader),
     ("uuid", string.ByteaBinaryLoader),
     ("json", string.TextBinaryLoader),
     ("jsonb", _JsonbTextLoader),
@@ -123,6 +161,8 @@ def stream(
         columns = tuple(arrow_types.map_columns(_result_types(conn, cur)))
         if not columns:
             raise errors.JobledgerError("invalid_argument", "the query returns no columns")
+        if any(c.text_form for c in columns):
+            cur.execute(_with_text_forms(conn, cur, query, columns), params)
         schema = arrow_schema.schema([(c.name, c.arrow) for c in columns])
         yield QueryBatches(columns, schema, _batches(cur, columns, schema, batch_rows, progress))
 
@@ -135,6 +175,41 @@ def describe(
     """The mapped columns of ``query`` without running it (DECLARE plans, FETCH runs)."""
     with stream(conn, query, params) as result:
         return result.columns
+
+
+def _with_text_forms(conn: psycopg.Connection[Any], cur: psycopg.ServerCursor[Any],
+                     query: str | sql.Composable, columns: tuple[arrow_types.MappedColumn, ...]) -> sql.Composable:
+    """``query`` with each text-form column replaced by its type's text output (see the module's notes)."""
+    result = cur.pgresult
+    assert result is not None
+    chosen = [i for i, c in enumerate(columns) if c.text_form]
+    with conn.cursor(row_factory=rows.tuple_row) as meta:
+        found = meta.execute(_OUTPUT_FUNCTIONS, {
+            "oids": [result.ftype(i) for i in chosen],
+            "arrays": [columns[i].arrow.startswith("list<") for i in chosen]}).fetchall()
+    if len(found) != len(chosen):
+        raise errors.JobledgerError("unsupported_type", "the output function of a result column's type is missing")
+    output = dict(zip(chosen, (sql.SQL(name) for (name,) in found)))
+    names = [sql.Identifier(f"c{i + 1}") for i in range(len(columns))]
+    exprs: list[sql.Composable] = []
+    for i, name in enumerate(names):
+        value = sql.SQL("q.{}").format(name)
+        if i not in output:
+            exprs.append(value)
+        elif columns[i].arrow.startswith("list<"):
+            # Element by element, NULLs and order kept; a value with more than one dimension
+            # becomes a two-dimensional array, which the list builder refuses by name.
+            exprs.append(sql.SQL(
+                "CASE WHEN pg_catalog.array_ndims({v}) > 1 THEN ARRAY[ARRAY[NULL::pg_catalog.text]]"
+                " WHEN {v} IS NOT NULL THEN ARRAY(SELECT {f}(u.e)::pg_catalog.text"
+                " FROM pg_catalog.unnest({v}) WITH ORDINALITY AS u(e, n) ORDER BY u.n) END").format(
+                    v=value, f=output[i]))
+        else:
+            exprs.append(sql.SQL("{}({})::pg_catalog.text").format(output[i], value))
+    inner = sql.SQL(query) if isinstance(query, str) else query
+    # Newlines: the query may end in a -- comment.
+    return sql.SQL("SELECT {} FROM (\n{}\n) AS q ({})").format(
+        sql.SQL(", ").join(exprs), inner, sql.SQL(", ").join(names))
 
 
 def _result_types(conn: psycopg.Connection[Any], cur: psycopg.ServerCursor[Any]) -> list[tuple[str, str]]:
@@ -162,7 +237,7 @@ def _batches(
         if not fetched:
             return
         values = list(zip(*fetched))
-        arrays = [_array(list(v), p, c.name) for v, p, c in zip(values, parsed, columns)]
+        arrays = [_array(list(v), p, c.name, done + 1) for v, p, c in zip(values, parsed, columns)]
         done += len(fetched)
         del fetched, values
         if progress is not None:
@@ -173,8 +248,10 @@ def _batches(
 # --- values to arrays --------------------------------------------------------
 
 
-def _array(values: list[Any], parsed: arrow_types.ArrowType, column: str) -> pyarrow.Array:
-    """One column of a batch, from the values the cursor's loaders produced."""
+def _array(values: list[Any], parsed: arrow_types.ArrowType, column: str,
+           first_row: int | None = None) -> pyarrow.Array:
+    """One column of a batch, from the values the cursor's loaders produced;
+    ``first_row`` is the result's row number of ``values[0]`` (None in an array)."""
     kind = parsed.kind
     if kind == "list":
         assert parsed.element is not None
@@ -188,6 +265,17 @@ def _array(values: list[Any], parsed: arrow_types.ArrowType, column: str) -> pya
                         target, column, "timestamp")
     if kind.startswith("decimal"):
         return _decimal_array(values, parsed, column)
+    if kind == "time64[us]":
+        times = pyarrow.array(values, pyarrow.int64())
+        if times.null_count < len(times) and pyarrow.compute.max(times).as_py() >= _DAY_US:
+            raise errors.JobledgerError(
+                "value_not_representable",
+                f'{_where(column, first_row, values.index(_DAY_US))}: time 24:00:00, '
+                "which Arrow's time64 cannot hold",
+                hint="Replace it in the query, e.g. CASE WHEN t = '24:00' THEN ... END.")
+        return times.view(pyarrow.time64("us"))
+    if kind == arrow_types.MONTH_DAY_NANO:
+        return _interval_array(values, column, first_row)
     if kind == "uuid":
         return pyarrow.ExtensionArray.from_storage(pyarrow.uuid(), pyarrow.array(values, pyarrow.binary(16)))
     if kind == "json":
@@ -231,6 +319,31 @@ def _decimal_array(values: list[Any], parsed: arrow_types.ArrowType, column: str
             ) from None
         raise errors.JobledgerError(
             "value_not_representable", f'column "{column}": {exc}') from None
+
+
+def _where(column: str, first_row: int | None, index: int) -> str:
+    """``column "x", row 7`` (row numbers count from 1 over the whole result)."""
+    if first_row is None:
+        return f'column "{column}" (an array element)'
+    return f'column "{column}", row {first_row + index}'
+
+
+def _interval_array(values: list[Any], column: str, first_row: int | None) -> pyarrow.Array:
+    """(months, days, microseconds) as month_day_nano; the nanoseconds must fit in int64."""
+    nanos = []
+    for index, value in enumerate(values):
+        if value is None:
+            nanos.append(None)
+            continue
+        months, days, micros = value
+        if not _INT64_MIN <= micros * 1000 <= _INT64_MAX:
+            raise errors.JobledgerError(
+                "value_not_representable",
+                f"{_where(column, first_row, index)}: an interval with a time part of {micros} "
+                "microseconds, beyond the ±292 years Arrow's month_day_nano holds in nanoseconds",
+                hint="Move whole days into the days field (justify_hours) or cast it to text in the query.")
+        nanos.append((months, days, micros * 1000))
+    return pyarrow.array(nanos, pyarrow.month_day_nano_interval())
 
 
 def _list_array(values: list[Any], element: arrow_types.ArrowType, column: str) -> pyarrow.Array:

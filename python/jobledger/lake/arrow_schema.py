@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections.abc
 
 import pyarrow
+import pyarrow.compute
 
 from jobledger.core import arrow_types
 
@@ -26,6 +27,10 @@ _SCALARS: dict[str, pyarrow.DataType] = {
     "date32": pyarrow.date32(),
     "timestamp[us]": pyarrow.timestamp("us"),
     "timestamp[us, tz=UTC]": pyarrow.timestamp("us", tz="UTC"),
+    "time64[us]": pyarrow.time64("us"),
+    arrow_types.MONTH_DAY_NANO: pyarrow.month_day_nano_interval(),
+    arrow_types.INTERVAL_STRUCT: pyarrow.struct([("months", pyarrow.int32()), ("days", pyarrow.int32()),
+                                                 ("nanoseconds", pyarrow.int64())]),
     "uuid": pyarrow.uuid(),
     "json": pyarrow.json_(),
 }
@@ -69,3 +74,53 @@ def schema(columns: collections.abc.Sequence[tuple[str, str]]) -> pyarrow.Schema
 def columns(arrow_schema: pyarrow.Schema) -> list[tuple[str, str]]:
     """(name, description) pairs of a pyarrow schema."""
     return [(field.name, describe(field.type)) for field in arrow_schema]
+
+
+# --- Parquet's forms (arrow_types.parquet_description) -------------------------
+
+
+def parquet_schema(arrow_schema: pyarrow.Schema) -> pyarrow.Schema:
+    """The schema as Parquet stores it: month_day_nano columns as ``INTERVAL_STRUCT``."""
+    return schema([(name, arrow_types.parquet_description(arrow)) for name, arrow in columns(arrow_schema)])
+
+
+def parquet_batch(batch: pyarrow.RecordBatch | pyarrow.Table) -> pyarrow.RecordBatch | pyarrow.Table:
+    """``batch`` with its month_day_nano columns (also in lists) as structs of the same three fields."""
+    target = parquet_schema(batch.schema)
+    if target == batch.schema:
+        return batch
+    converted = [_parquet_array(column) for column in batch.columns]
+    if isinstance(batch, pyarrow.Table):
+        return pyarrow.Table.from_arrays(converted, schema=target)
+    return pyarrow.RecordBatch.from_arrays(converted, schema=target)
+
+
+def _parquet_type(data: pyarrow.DataType) -> pyarrow.DataType:
+    return data_type(arrow_types.parquet_description(describe(data)))
+
+
+def _parquet_array(array: pyarrow.Array | pyarrow.ChunkedArray) -> pyarrow.Array | pyarrow.ChunkedArray:
+    if isinstance(array, pyarrow.ChunkedArray):
+        return pyarrow.chunked_array([_parquet_array(chunk) for chunk in array.chunks], _parquet_type(array.type))
+    if isinstance(array.type, pyarrow.ListType):
+        if array.type.value_type == _parquet_type(array.type.value_type):
+            return array
+        if array.offset:
+            array = pyarrow.concat_arrays([array])  # unsliced: offsets from 0
+        values = _parquet_array(array.values)
+        return pyarrow.ListArray.from_arrays(array.offsets, values, type=pyarrow.list_(values.type),
+                                             mask=array.is_null() if array.null_count else None)
+    if array.type != pyarrow.month_day_nano_interval():
+        return array
+    # Arrow's layout: per value int32 months, int32 days, int64 nanoseconds (little-endian).
+    rows, offset = len(array), array.offset
+    data = array.buffers()[1]
+    as_int32 = pyarrow.Array.from_buffers(pyarrow.int32(), 4 * (rows + offset), [None, data])
+    as_int64 = pyarrow.Array.from_buffers(pyarrow.int64(), 2 * (rows + offset), [None, data])
+    index = pyarrow.array(range(offset, offset + rows), pyarrow.int64())
+    four = pyarrow.compute.multiply(index, 4)
+    fields = [as_int32.take(four), as_int32.take(pyarrow.compute.add(four, 1)),
+              as_int64.take(pyarrow.compute.add(pyarrow.compute.multiply(index, 2), 1))]
+    struct = data_type(arrow_types.INTERVAL_STRUCT)
+    return pyarrow.StructArray.from_arrays(fields, fields=list(struct),
+                                           mask=array.is_null() if array.null_count else None)

@@ -71,6 +71,9 @@ def to_json(table: pyarrow.Table) -> str:
     json columns are embedded as JSON, bytea is ``\\x`` hex as PostgreSQL
     writes it.  Floats NaN and ±Infinity become the strings ``"NaN"``,
     ``"Infinity"``, ``"-Infinity"``, as PostgreSQL's to_json writes them.
+    Times are ``HH:MM:SS[.ffffff]``; intervals are ISO 8601 durations exactly
+    as PostgreSQL writes them with ``IntervalStyle = iso_8601``
+    (``P1Y2M-3DT4H5M6.5S``, ``PT0S``), each field with its own sign.
     """
     keys = [json.dumps(name, ensure_ascii=False) for name in table.column_names]
     parts = ["{" + ", ".join(f"{key}: {value}" for key, value in zip(keys, row)) + "}"
@@ -94,6 +97,8 @@ def _values(array: pyarrow.Array) -> list[Any]:
         return array.view(pyarrow.int64()).to_pylist()
     if pyarrow.types.is_date32(array.type):
         return array.view(pyarrow.int32()).to_pylist()
+    if pyarrow.types.is_time64(array.type):
+        return array.view(pyarrow.int64()).to_pylist()
     if isinstance(array.type, pyarrow.ListType):
         offsets = array.offsets.to_pylist()
         flat = _values(array.values)
@@ -115,6 +120,10 @@ def _renderer(data: pyarrow.DataType) -> collections.abc.Callable[[Any], str]:
         return nullable(lambda micros: json.dumps(_iso_timestamp(micros, data.tz is not None)))
     if pyarrow.types.is_date32(data):
         return nullable(lambda days: json.dumps(_iso_date(days)))
+    if pyarrow.types.is_time64(data):
+        return nullable(lambda micros: json.dumps(_clock(micros)))
+    if data == pyarrow.month_day_nano_interval():
+        return nullable(lambda value: json.dumps(iso_interval(value.months, value.days, value.nanoseconds)))
     if pyarrow.types.is_decimal(data):
         return nullable(lambda value: format(value, "f"))
     if pyarrow.types.is_floating(data):
@@ -176,4 +185,41 @@ def _iso_timestamp(micros: int, utc: bool) -> str:
     if fraction:
         clock += f".{fraction:06d}"
     return f"{_iso_date(days)}T{clock}{'Z' if utc else ''}"
+
+
+def _clock(micros: int) -> str:
+    """A time of day as PostgreSQL writes it: ``HH:MM:SS``, then the fraction without trailing zeros."""
+    seconds, fraction = divmod(micros, 1_000_000)
+    clock = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return clock + (f".{fraction:06d}".rstrip("0") if fraction else "")
+
+
+def _trunc_div(a: int, b: int) -> int:
+    """C's integer division (towards zero), as PostgreSQL splits an interval."""
+    quotient = abs(a) // abs(b)
+    return quotient if (a >= 0) == (b > 0) else -quotient
+
+
+def iso_interval(months: int, days: int, nanoseconds: int) -> str:
+    """PostgreSQL's ``IntervalStyle = iso_8601`` text of an interval (EncodeInterval):
+    years and months from the months, then days, then hours, minutes and
+    seconds of the time part, each with its own sign; zero is ``PT0S``."""
+    years, months = _trunc_div(months, 12), months - 12 * _trunc_div(months, 12)
+    hours = _trunc_div(nanoseconds, 3_600_000_000_000)
+    rest = nanoseconds - hours * 3_600_000_000_000
+    minutes = _trunc_div(rest, 60_000_000_000)
+    rest -= minutes * 60_000_000_000
+    seconds = _trunc_div(rest, 1_000_000_000)
+    fraction = rest - seconds * 1_000_000_000
+    if not (years or months or days or hours or minutes or seconds or fraction):
+        return "PT0S"
+    text = "P" + "".join(f"{v}{unit}" for v, unit in ((years, "Y"), (months, "M"), (days, "D")) if v)
+    if hours or minutes or seconds or fraction:
+        text += "T" + "".join(f"{v}{unit}" for v, unit in ((hours, "H"), (minutes, "M")) if v)
+    if seconds or fraction:
+        digits = f"{abs(fraction):09d}"
+        digits = (digits[:6] if digits.endswith("000") else digits).rstrip("0")
+        text += ("-" if seconds < 0 or fraction < 0 else "") + str(abs(seconds))
+        text += (f".{digits}" if digits else "") + "S"
+    return text
 

@@ -32,6 +32,10 @@ in one create-exclusive step.  ``snapshot_id`` is that version's number.
   modes, must produce the same columns with the same or losslessly widening
   types (``arrow_types.schema_problems``); batches are cast to the dataset's
   types.  To change a schema, write a new dataset.
+* Parquet has no month-day-nano interval: such columns (``interval``) are
+  written, and listed in the manifest, as
+  ``struct<months: int32, days: int32, nanoseconds: int64>``
+  (``arrow_types.parquet_description``).
 """
 
 from __future__ import annotations
@@ -119,6 +123,7 @@ class Writer:
         self.create_if_missing = create_if_missing
         self.max_file_bytes = max_file_bytes
         self.progress = progress
+        schema = arrow_schema.parquet_schema(schema)  # intervals as structs: Parquet has no month_day_nano
         self.produced = arrow_schema.columns(schema)
         latest = dataset_manifest.check_destination(
             self.root, self.produced, create_if_missing=create_if_missing, what=f"run {self.run}")
@@ -145,6 +150,7 @@ class Writer:
             raise errors.JobledgerError("invalid_argument", "this write is already committed or aborted")
         if batch.num_rows == 0:
             return
+        batch = arrow_schema.parquet_batch(batch)
         if batch.schema != self.schema:
             batch = batch.select(self.schema.names).cast(self.schema)
         if self._writer is None:

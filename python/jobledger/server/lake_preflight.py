@@ -5,7 +5,8 @@ DEFINER entry points), so it imports only pure Python (``arrow_types``,
 ``dataset_manifest``): pyarrow stays out of the server's dependencies.
 
 * Both: every column the query produces must have an Arrow mapping
-  (``unsupported_type``, naming every refused column) and a name of its own
+  (``unsupported_type``, naming every refused column: since every type
+  has a text form, only arrays declared with more than one dimension) and a name of its own
   (Arrow and Parquet readers address columns by name).
 * ``parquet:``: the job's owner must be a member of ``pg_write_server_files``.
   Defining such a job makes the runner create and write files in a directory
@@ -59,7 +60,7 @@ def check(plpy: Any, job: str, owner: str, destination: destinations.Result | de
         )
     if isinstance(destination, destinations.Parquet):
         check_writer(plpy, job, owner)
-        check_dataset(job, destination, [(c.name, c.arrow) for c in mapped])
+        check_dataset(job, destination, [(c.name, arrow_types.parquet_description(c.arrow)) for c in mapped])
     return mapped
 
 
