@@ -96,12 +96,15 @@ def test_result_destination_holds_the_regression_selects(db: psycopg.Connection,
         runner.close()
 
     failed: collections.Counter[str] = collections.Counter()
+    failed_reasons: collections.Counter[str] = collections.Counter()
     problems: list[dict[str, Any]] = []
     for item, run in runs:
         row = api.execute("SELECT status::text, error_category, error FROM jobledger.run WHERE id = %s",
                           (run,)).fetchone()
         if row["status"] != "succeeded":
             failed[row["error_category"] or row["status"]] += 1
+            reason = re.sub(r'column "(?:[^"]|"")*"(, row [0-9]+)?', "column", str(row["error"]).split("\n")[0])
+            failed_reasons[re.sub(r"[0-9]+", "N", reason)[:120]] += 1
             key = f"run failed: {row['error_category']}"
             if len(examples[key]) < EXAMPLES:
                 examples[key].append({"line": f"{item['file']}:{item['line']}", "sql": item["sql"][:200],
@@ -130,6 +133,7 @@ def test_result_destination_holds_the_regression_selects(db: psycopg.Connection,
         "refused_by_category": dict(refused.most_common()),
         "refused_column_types": dict(refused_types.most_common()),
         "runs_failed_by_category": dict(failed.most_common()),
+        "runs_failed_by_reason": dict(failed_reasons.most_common()),
         "problems": len(problems),
         "seconds": round(time.monotonic() - started, 1),
         "examples": dict(examples),

@@ -410,3 +410,53 @@ def test_parquet_adopts_an_empty_directory_and_its_retention_spares_files_put_in
     after = _snapshot(lake_dir)
     assert len(before) == len(foreign) + 1
     assert {name: after.get(name) for name in before} == before
+
+
+# Types without an Arrow counterpart, plain numeric, interval and time, through define_job,
+# submit_job and a runner, into a result and into a Parquet dataset (docs/destinations.md).
+WIDE_QUERY = """SELECT k, sum(x) OVER (ORDER BY k) AS total, avg(x) OVER () AS mean,
+       CASE WHEN k = 1 THEN 'NaN'::numeric WHEN k = 2 THEN ('1' || repeat('0', 999))::numeric END AS big,
+       CASE WHEN k = 1 THEN interval '1 year 2 mons -3 days 04:05:06.000007' END AS took,
+       CASE WHEN k = 1 THEN time '23:59:59.999999' END AS at,
+       CASE WHEN k = 1 THEN '$1,234.50'::money END AS paid,
+       CASE WHEN k = 1 THEN 'fat:1 cat:2'::tsvector END AS words,
+       CASE WHEN k = 1 THEN '$.a'::jsonpath END AS path,
+       CASE WHEN k = 1 THEN '[1,5)'::int4range END AS span,
+       CASE WHEN k = 1 THEN ARRAY['10.0.0.1'::inet, NULL] END AS hosts
+  FROM (VALUES (1, 1.50), (2, 2.25)) AS v (k, x) ORDER BY k"""
+
+
+def test_every_type_through_result_and_parquet(db, lake_roles, lake_dir, start_runner) -> None:
+    owner = lake_roles
+    root = lake_dir / "wide"
+    runnertools.define(owner, "wide_result", WIDE_QUERY, "result")
+    runnertools.define(owner, "wide_lake", WIDE_QUERY, f"parquet:{root}?create_if_missing=true")
+    runs = [runnertools.submit(owner, job) for job in ("wide_result", "wide_lake")]
+    runner = start_runner("--drain", user="jl_lake_runner")
+    assert runner.wait() == 0, runner.log()
+    assert [dbtools.run_row(db, run)["status"] for run in runs] == ["succeeded", "succeeded"]
+
+    # PostgreSQL's text output, with the runner's settings (IntervalStyle iso_8601 for the JSON).
+    db.execute("SET IntervalStyle = iso_8601")
+    text = db.execute(f"SELECT total::text, mean::text, big::text, took::text, paid::text, words::text,"
+                      f" path::text, span::text FROM ({WIDE_QUERY}) q").fetchall()
+    table = client.result(db, runs[0])
+    types = {field.name: str(field.type) for field in table.schema}
+    assert types["took"] == "month_day_nano_interval" and types["at"] == "time64[us]"
+    assert types["hosts"] == "list<item: string>"
+    assert {types[n] for n in ("total", "mean", "big", "paid", "words", "path", "span")} == {"string"}
+    for name in ("total", "mean", "big", "paid", "words", "path", "span"):
+        assert table.column(name).to_pylist() == [row[name] for row in text], name
+    assert table.column("big").to_pylist() == ["NaN", "1" + "0" * 999]
+    took = table.column("took")[0].as_py()
+    assert (took.months, took.days, took.nanoseconds) == (14, -3, (4 * 3600 + 5 * 60 + 6) * 10**9 + 7000)
+    assert table.column("hosts").to_pylist() == [["10.0.0.1", None], None]
+    rows = json.loads(db.execute("SELECT jobledger.result_json(%s)::text AS j", (runs[0],)).fetchone()["j"])
+    assert rows[0]["took"] == text[0]["took"] == "P1Y2M-3DT4H5M6.000007S"
+    assert rows[0]["at"] == "23:59:59.999999" and rows[1]["big"] == "1" + "0" * 999
+
+    # The dataset: the same values, the interval as a struct of its three fields.
+    back = pyarrow.parquet.read_table(next(root.glob("part-*.parquet")))
+    assert back.drop_columns(["took"]).equals(table.drop_columns(["took"]))
+    assert back.column("took").to_pylist() == [{"months": 14, "days": -3, "nanoseconds": took.nanoseconds}, None]
+    assert parquet_dataset.read_table(root).equals(back)
