@@ -69,6 +69,8 @@ deps() {
     plpy=$(plpython_interpreter) || die "cannot find the Python that plpython3u is linked against"
     "$plpy" -m pip --version >/dev/null 2>&1 || apt_install python3-pip
     python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    # pg_cron, the scheduler jobledger's schedules run on (tests/schedules).
+    [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ] || apt_install_matching "postgresql-$major-cron"
     # A real pooler in front of the cluster (tests/runner/test_poolers.py).
     command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || apt_install pgbouncer
 
@@ -188,6 +190,7 @@ logging_collector = off
 log_min_messages = warning
 EOF
     fi
+    cron_settings
     if as_postgres "$bindir/pg_ctl" -D "$pgdata/data" status >/dev/null 2>&1; then
         if [ "$(running_port)" = "$port" ]; then
             say "private cluster already running on port $port"
@@ -203,6 +206,28 @@ EOF
     as_postgres "$bindir/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -o "-p $port" -w -t 60 start >/dev/null ||
         { tail -n 20 "$pgdata/server.log" >&2; die "the private cluster did not start on port $port"; }
     echo "$port" >"$port_file"
+}
+
+# pg_cron, preloaded, keeps its jobs in the database each test gets (the
+# per-test clone is always named jobledger_test: tests/conftest.py) and
+# connects through the cluster's socket.  Kept in a file of its own that
+# postgresql.conf includes, so clusters made before this are brought up to
+# date; a running cluster whose settings changed is restarted.
+cron_settings() {
+    local conf=$pgdata/data/jobledger_cron.conf want
+    [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ] || return 0
+    want="# written by tests/devenv.sh: pg_cron for tests/schedules
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'jobledger_test'
+cron.host = '$pgdata/socket'"
+    [ "$(cat "$conf" 2>/dev/null)" = "$want" ] && return 0
+    printf '%s\n' "$want" | as_postgres tee "$conf" >/dev/null
+    grep -qx "include_if_exists = 'jobledger_cron.conf'" "$pgdata/data/postgresql.conf" ||
+        echo "include_if_exists = 'jobledger_cron.conf'" | as_postgres tee -a "$pgdata/data/postgresql.conf" >/dev/null
+    if as_postgres "$(pg_bindir)/pg_ctl" -D "$pgdata/data" status >/dev/null 2>&1; then
+        say "pg_cron settings changed: restarting the private cluster"
+        as_postgres "$(pg_bindir)/pg_ctl" -D "$pgdata/data" -m fast -w stop >/dev/null
+    fi
 }
 
 stop() {

@@ -44,6 +44,9 @@ SQLSTATES: dict[str, str] = {
     "runner_error": "XX000",  # internal_error
     # 0.5.0: an idempotency key its submitter already used with other parameters.
     "idempotency_conflict": "23505",  # unique_violation
+    # 0.5.0: schedules (pg_cron) and backfills.
+    "feature_not_available": "0A000",  # feature_not_supported: schedules without pg_cron
+    "unknown_schedule": "42704",  # undefined_object: no schedule of that name for the calling role
 }
 
 DETAIL_PREFIX = "category: "

@@ -103,3 +103,14 @@ def submit_job(plpy: Any, *args: Any) -> str:
     from jobledger.server import submit
 
     return submit.submit_job(plpy, *args)
+
+
+@entry_point
+def next_tick(plpy: Any, schedule: str, after: str, time_zone: str) -> str | None:
+    """jobledger_internal.next_tick: when a pg_cron schedule ticks next (ISO 8601, UTC), or None."""
+    import datetime
+
+    from jobledger.server import cron
+
+    found = cron.next_tick(schedule, datetime.datetime.fromisoformat(after), time_zone)
+    return None if found is None else found.isoformat()
