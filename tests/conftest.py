@@ -67,6 +67,37 @@ def empty_db(jobledger_server: Any) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+# pg_cron runs in the one database cron.database_name names, and its
+# scheduler stops for good when that database is dropped: the schedule tests
+# share this one (tests/devenv.sh preloads pg_cron for it) and start it over.
+CRON_DATABASE = "jobledger_cron"
+
+
+@pytest.fixture
+def cron_db(jobledger_server: Any) -> Iterator[psycopg.Connection]:
+    """Database jobledger_cron with pg_cron (no cron jobs) and a fresh jobledger;
+    autocommit, dict rows.  Override ``db`` with it to run a module there."""
+    params = {"host": jobledger_server.host, "port": jobledger_server.port, "user": jobledger_server.user,
+              "password": jobledger_server.password}
+    with psycopg.connect(**params, dbname="postgres", autocommit=True) as admin:
+        here = admin.execute("SELECT current_setting('cron.database_name', true)").fetchone()
+        if here is None or here[0] != CRON_DATABASE:
+            pytest.skip(f"pg_cron is not preloaded with cron.database_name = '{CRON_DATABASE}' (tests/devenv.sh)")
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (CRON_DATABASE,)).fetchone() is None:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(CRON_DATABASE)))
+    with psycopg.connect(**params, dbname=CRON_DATABASE, autocommit=True, row_factory=rows.dict_row) as conn:
+        # In pg_catalog (its objects are in schema cron): not dropped with public below.
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron SCHEMA pg_catalog")
+        conn.execute("DELETE FROM cron.job")
+        conn.execute("DELETE FROM cron.job_run_details")
+        conn.execute("DROP EXTENSION IF EXISTS jobledger CASCADE")
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public AUTHORIZATION pg_database_owner")
+        conn.execute("GRANT USAGE ON SCHEMA public TO PUBLIC")
+        conn.execute("CREATE EXTENSION jobledger CASCADE")
+        yield conn
+
+
 @pytest.fixture
 def make_role(db: psycopg.Connection) -> Iterator[Any]:
     """Creates LOGIN roles with unique names (roles are cluster-wide); drops them afterwards."""

@@ -195,6 +195,7 @@ EOF
         if [ "$(running_port)" = "$port" ]; then
             say "private cluster already running on port $port"
             echo "$port" >"$port_file"
+            cron_database "$port"
             return 0
         fi
         say "private cluster running on port $(running_port): restarting it on port $port"
@@ -206,10 +207,21 @@ EOF
     as_postgres "$bindir/pg_ctl" -D "$pgdata/data" -l "$pgdata/server.log" -o "-p $port" -w -t 60 start >/dev/null ||
         { tail -n 20 "$pgdata/server.log" >&2; die "the private cluster did not start on port $port"; }
     echo "$port" >"$port_file"
+    cron_database "$port"
 }
 
-# pg_cron, preloaded, keeps its jobs in the database each test gets (the
-# per-test clone is always named jobledger_test: tests/conftest.py) and
+# pg_cron's database (see cron_settings), so that its scheduler starts.
+cron_database() {
+    [ -f "$pgdata/data/jobledger_cron.conf" ] || return 0
+    local psql
+    psql=("$(pg_bindir)/psql" -X -q -At -h "$pgdata/socket" -p "$1" -U "$(cluster_superuser)" -d postgres)
+    [ "$("${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname = 'jobledger_cron'")" = 1 ] ||
+        "${psql[@]}" -c "CREATE DATABASE jobledger_cron"
+}
+
+# pg_cron, preloaded, keeps its jobs in database jobledger_cron, which the
+# schedule tests share (dbtools.cron_database: pg_cron's scheduler stops for
+# good when its database is dropped, as the per-test databases are), and
 # connects through the cluster's socket.  Kept in a file of its own that
 # postgresql.conf includes, so clusters made before this are brought up to
 # date; a running cluster whose settings changed is restarted.
@@ -218,7 +230,7 @@ cron_settings() {
     [ -f "$("$PG_CONFIG" --pkglibdir)/pg_cron.so" ] || return 0
     want="# written by tests/devenv.sh: pg_cron for tests/schedules
 shared_preload_libraries = 'pg_cron'
-cron.database_name = 'jobledger_test'
+cron.database_name = 'jobledger_cron'
 cron.host = '$pgdata/socket'"
     [ "$(cat "$conf" 2>/dev/null)" = "$want" ] && return 0
     printf '%s\n' "$want" | as_postgres tee "$conf" >/dev/null

@@ -258,7 +258,7 @@ BEGIN
         RAISE EXCEPTION 'schedule needs a job, a cron schedule and a priority'
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
-    IF pg_catalog.length(schedule.cron) > 100 OR schedule.cron ~ '[^ -~]' THEN
+    IF pg_catalog.length(schedule.cron) > 100 OR schedule.cron !~ '^[0-9A-Za-z*/,$@ -]+$' THEN
         RAISE EXCEPTION 'invalid cron schedule %', pg_catalog.quote_literal(pg_catalog.left(schedule.cron, 100))
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument',
                   HINT = 'pg_cron''s syntax: e.g. ''0 3 * * *'' (03:00 every day) or ''*/5 * * * *''.';

@@ -60,6 +60,23 @@ PUBLIC_FUNCTIONS = {
     "jobledger_internal.calling_role()",
     "jobledger_internal.denied_dependencies(name,jsonb)",
     "jobledger_internal.run_application_name(uuid)",
+    # 0.5.0: schedules and backfills (docs/schedules.md).  schedule and
+    # unschedule act on the caller's own schedule only; tick is what pg_cron
+    # runs as a schedule's owner (it finds only the caller's schedules and
+    # submits as the caller), with its pure helpers; the view reads pg_cron's
+    # state through schedule_cron_state (the caller's schedules only) and
+    # next_tick (a computation).
+    "jobledger.schedule(text,text,text,jsonb,integer)",
+    "jobledger.unschedule(text)",
+    "jobledger.backfill(text,text,text,text,text,jsonb,integer)",
+    "jobledger_internal.tick(text,timestamp with time zone)",
+    "jobledger_internal.tick_time(text,timestamp with time zone)",
+    "jobledger_internal.tick_params(jsonb,timestamp with time zone)",
+    "jobledger_internal.tick_key(text,timestamp with time zone)",
+    "jobledger_internal.cron_time_zone()",
+    "jobledger_internal.schedule_cron_state()",
+    "jobledger_internal.next_tick(text,timestamp with time zone,text)",
+    "jobledger_internal.next_tick_py(text,text,text)",
 }
 
 
@@ -141,6 +158,7 @@ def test_ledger_is_read_only_to_everyone_else_and_row_secured(db: psycopg.Connec
             "jobledger.run_attempt", "jobledger.runs", "jobledger.job_stats", "jobledger.output",
             "jobledger.worker", "jobledger.active_runs", "jobledger.workers",
             "jobledger.job_version_check", "jobledger.refused_versions",
+            "jobledger.schedule", "jobledger.schedules",
         }
         # Runner processes (names, hosts, pids) are not secret: jobledger.worker
         # is readable by everyone without row-level security.
@@ -192,6 +210,9 @@ API_FUNCTIONS = {
     "jobledger.run_output(uuid,text)",
     "jobledger.result_json(uuid)",
     "jobledger.result_arrow(uuid)",
+    "jobledger.schedule(text,text,text,jsonb,integer)",
+    "jobledger.unschedule(text)",
+    "jobledger.backfill(text,text,text,text,text,jsonb,integer)",
 }
 
 
