@@ -4,7 +4,8 @@
   line with their category, exit codes, output (rich tables or ``--json``);
 * ``runs``: submit, runs, show, cancel, retry;
 * ``jobs``: jobs list, jobs show, jobs apply (YAML job files, ``jobfile``);
-* ``admin``: prune, status.
+* ``admin``: prune, status;
+* ``schedules``: schedules, backfill (and submit --range).
 
 Their SQL is in queries.sql (named blocks).
 """
@@ -15,8 +16,8 @@ import click
 
 
 def register(main: click.Group) -> None:
-    from jobledger.cli.commands import admin, jobs, runs
+    from jobledger.cli.commands import admin, jobs, runs, schedules
 
     for command in (runs.submit, runs.runs, runs.show, runs.cancel, runs.retry, jobs.jobs, admin.prune,
-                    admin.status):
+                    admin.status, schedules.schedules, schedules.backfill_command):
         main.add_command(command)

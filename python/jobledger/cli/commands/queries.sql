@@ -126,3 +126,14 @@ SELECT r.id, r.job, r.created_at, r.run_after, pg_catalog.now() - r.created_at A
  WHERE r.status = 'pending'
  ORDER BY r.created_at, r.id
  LIMIT 1
+
+-- name: schedules
+SELECT name, owner, job, cron, params, priority, active, next_tick, last_tick_at, last_tick_status,
+       last_tick_message, last_run, last_run_status, last_run_at
+  FROM jobledger.schedules
+ ORDER BY owner, name
+
+-- name: backfill
+SELECT value, run
+  FROM jobledger.backfill(%(job)s, %(param)s, %(first)s, %(last)s, %(step)s, %(params)s::jsonb,
+                          priority => %(priority)s)

@@ -121,13 +121,27 @@ def _with_wait_options(fn: Any) -> Any:
 @click.option("--run-after", metavar="TIMESTAMP", help="Not before this time (a timestamptz, e.g. '2026-12-01 06:00Z').")
 @click.option("--idempotency-key", "key", help="Submitting the same key for the job again returns the same run.")
 @click.option("--max-attempts", type=click.IntRange(1, 100), help="Attempts, retries included (default: the job's).")
+@click.option("--range", "span", metavar="NAME=FIRST..LAST",
+              help="One run per value of NAME, e.g. day=2026-11-01..2026-11-30 (as `jobledger backfill`).")
+@click.option("--step", help="With --range: an interval for dates and timestamps (default 1 day), an integer for integers.")
 @_with_wait_options
 @common.json_option
 @common.dsn_option
 def submit(job: str, pairs: tuple[str, ...], params_json: str | None, priority: int, run_after: str | None,
-           key: str | None, max_attempts: int | None, wait: bool, timeout: datetime.timedelta | None, quiet: bool,
-           as_json: bool, dsn: str | None) -> None:
-    """Submit a run of JOB; print its id."""
+           key: str | None, max_attempts: int | None, span: str | None, step: str | None, wait: bool,
+           timeout: datetime.timedelta | None, quiet: bool, as_json: bool, dsn: str | None) -> None:
+    """Submit a run of JOB; print its id.  With --range, one run per value (a backfill)."""
+    if span is not None:
+        if wait or run_after or key or max_attempts:
+            raise common.CliError("invalid_argument", "--range submits a backfill: without --wait, --run-after, "
+                                                      "--idempotency-key or --max-attempts")
+        from jobledger.cli.commands import schedules
+
+        with common.connect(dsn, need=schedules.NEED) as conn:
+            schedules.backfill(conn, job, span, step, parse_params(conn, job, pairs, params_json), priority, as_json)
+        return
+    if step is not None:
+        raise common.CliError("invalid_argument", "--step goes with --range")
     with common.connect(dsn, need=(0, 2, 0)) as conn:
         values = parse_params(conn, job, pairs, params_json)
         run = conn.execute(common.query("submit"), {
