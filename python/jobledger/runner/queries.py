@@ -1,4 +1,5 @@
-"""The runner's SQL, read from queries.sql (named blocks, as procrastinate does).
+"""The runner's SQL, read from queries.sql and operations.sql (named blocks,
+as procrastinate does; jobledger.core.named_sql reads them).
 
 Keeping the statements in a .sql file keeps them reviewable as SQL and out of
 string formatting: values are bound parameters, identifiers go through
@@ -9,41 +10,31 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib.resources
 import re
 
-_HEADER = re.compile(r"^-- name: ([a-z_]+)\s*$", re.M)
+from jobledger.core import named_sql
+
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_QUERIES = named_sql.beside(__file__, "queries.sql")
+_OPERATIONS = named_sql.beside(__file__, "operations.sql")
 
-
-def parse(text: str) -> dict[str, str]:
-    """{name: statement} of every ``-- name: <name>`` block in ``text``."""
-    parts = _HEADER.split(text)
-    blocks: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2]):
-        if name in blocks:
-            raise ValueError(f"queries.sql defines {name!r} twice")
-        blocks[name] = body.strip()
-    return blocks
+# The one parser of named blocks (jobledger.core.named_sql).
+parse = named_sql.parse
 
 
 def load() -> dict[str, str]:
-    return parse(importlib.resources.files(__package__).joinpath("queries.sql").read_text(encoding="utf-8"))
+    """{name: statement} of queries.sql."""
+    return _QUERIES.blocks()
 
 
 def parse_file(name: str) -> dict[str, str]:
     """The named blocks of another .sql file of this package."""
-    return parse(importlib.resources.files(__package__).joinpath(name).read_text(encoding="utf-8"))
-
-
-@functools.lru_cache(maxsize=None)
-def _operations() -> dict[str, str]:
-    return parse_file("operations.sql")
+    return named_sql.beside(__file__, name).blocks()
 
 
 def operation(name: str) -> str:
     """A block of operations.sql: presence, metrics and retention."""
-    return _operations()[name]
+    return _OPERATIONS.get(name)
 
 
 QUERIES = load()
@@ -51,7 +42,7 @@ QUERIES = load()
 
 def get(name: str) -> str:
     """The statement named ``name``; a typo fails loudly at the call site."""
-    return QUERIES[name]
+    return _QUERIES.get(name)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import decimal
-import functools
-import importlib.resources
 import os
 import re
 import sys
@@ -19,8 +17,7 @@ from psycopg import rows
 
 from jobledger import exact_json
 from jobledger.cli import durations
-from jobledger.core import errors
-from jobledger.runner import queries as runner_queries
+from jobledger.core import errors, named_sql
 
 # Exit codes (docs/operations.md, "The jobledger command").
 OK = 0
@@ -31,14 +28,12 @@ RUN_CANCELLED = 4  # submit/retry --wait: the run ended cancelled
 WAIT_TIMEOUT = 5  # submit/retry --wait --timeout: still pending or running
 
 
-@functools.lru_cache(maxsize=None)
-def _queries() -> dict[str, str]:
-    text = importlib.resources.files(__package__).joinpath("queries.sql").read_text(encoding="utf-8")
-    return runner_queries.parse(text)
+_QUERIES = named_sql.beside(__file__, "queries.sql")
 
 
 def query(name: str) -> str:
-    return _queries()[name]
+    """The block ``name`` of queries.sql (the commands' SQL)."""
+    return _QUERIES.get(name)
 
 
 class CliError(click.ClickException):
