@@ -77,9 +77,10 @@ def parse(destination: str) -> Table | Result | Parquet:
     Table names are returned as given (preflight resolves them);
     ``invalid_argument`` for a malformed ``parquet:`` destination.
     """
-    if destination == RESULT:
+    found = kind(destination)
+    if found == Result.kind:
         return Result()
-    if not destination.startswith(PARQUET_PREFIX):
+    if found == Table.kind:
         return Table(destination)
     spec = destination[len(PARQUET_PREFIX):]
     path, _, query = spec.partition("?")
@@ -129,6 +130,21 @@ def check_mode(destination: Table | Result | Parquet, mode: str, job: str) -> No
         )
 
 
+def kind(destination: str) -> str:
+    """``table``, ``result`` or ``parquet``: the kind of destination a name is.
+
+    The rule in Python; SQL asks ``jobledger_internal.destination_kind``
+    (sql/objects/08_destination_kind.sql), and submit_job takes that answer
+    from its query.  tests/integration/test_destination_kind.py holds the
+    two to the same answers.
+    """
+    if destination == RESULT:
+        return Result.kind
+    if destination.startswith(PARQUET_PREFIX):
+        return Parquet.kind
+    return Table.kind
+
+
 def outside_database(stored: str) -> bool:
     """True for a stored destination that is no table (``result``, ``parquet:...``)."""
-    return stored == RESULT or stored.startswith(PARQUET_PREFIX)
+    return kind(stored) != Table.kind
