@@ -8,18 +8,22 @@ import re
 
 import pytest
 
+import assemble
+import dbtools
 from jobledger.core import named_sql
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "python" / "jobledger"
 
 
-def test_blocks_keep_their_comments_and_the_preamble_is_dropped() -> None:
+def test_a_block_is_its_statement_with_the_comments_inside_it() -> None:
     text = ("-- The file's notes.\n\n"
-            "-- name: first\n-- why the first\nSELECT 1\n  FROM t -- trailing\n\n"
-            "-- name: second_2\nSELECT 2\n")
+            "-- name: first\n-- why the first\nSELECT 1\n  -- inside\n  FROM t -- trailing\n\n-- after\n"
+            "-- name: second_2\nSELECT 2\n"
+            "-- name: fragment\n-- a piece of another statement\n, {name} => {value}\n-- more notes\n")
     assert named_sql.parse(text) == {
-        "first": "-- why the first\nSELECT 1\n  FROM t -- trailing",
+        "first": "SELECT 1\n  -- inside\n  FROM t -- trailing",
         "second_2": "SELECT 2",
+        "fragment": ", {name} => {value}",
     }
 
 
@@ -56,9 +60,21 @@ def test_fill_replaces_each_placeholder_once_and_never_rescans_a_part() -> None:
         named_sql.fill("SELECT {other}", view="v")
     with pytest.raises(ValueError, match="no placeholder for extra"):
         named_sql.fill("SELECT {view}", view="v", extra="x")
+    with pytest.raises(ValueError, match="placeholder {query} stands in a comment"):
+        named_sql.fill("-- {query} goes here\nSELECT {query}", query="1\n; DROP TABLE t")
 
 
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.sql")), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_every_sql_file_of_the_package_parses(path: pathlib.Path) -> None:
     blocks = named_sql.parse(path.read_text(encoding="utf-8"), str(path))
     assert blocks
+
+
+def test_the_installed_package_has_every_sql_file() -> None:
+    """make install (pip --target of the wheel) copies the .sql files with the modules that read them."""
+    installed = (pathlib.Path(dbtools.pg_config("--pkglibdir")) / "jobledger" / assemble.current_version()).resolve()
+    sources = sorted(p.relative_to(PACKAGE.parent).as_posix() for p in PACKAGE.rglob("*.sql"))
+    assert sources, PACKAGE
+    assert {"jobledger/server/queries.sql", "jobledger/client.sql"} <= set(sources)
+    for name in sources:
+        assert (installed / name).read_text(encoding="utf-8") == (PACKAGE.parent / name).read_text(encoding="utf-8"), name

@@ -7,12 +7,15 @@ one block per statement::
     -- The file's own notes (comments only, before the first block).
 
     -- name: run_exists
-    -- A block's comments belong to it and are sent with it.
+    -- What the block is for (comment lines before and after the statement
+    -- document it and are not sent; those inside it are).
     SELECT r.id FROM jobledger.run AS r WHERE r.id = %(id)s
 
 A block runs from its ``-- name: <name>`` line to the next one; names are
 lower case (``a-z``, ``0-9``, ``_``, first a letter or ``_``) and unique in
-their file.  Keeping SQL in files keeps it reviewable as SQL and out of
+their file.  A block may be a fragment that a template takes in (psycopg.sql
+composition), which is why its statement is kept without the comment lines
+around it: a comment would swallow what follows it on its line.  Keeping SQL in files keeps it reviewable as SQL and out of
 string formatting: values are always bound parameters.  A statement that
 must vary is a template: psycopg.sql placeholders (``{name}``) on the client
 side, and on the server a fixed block with ``{name}`` placeholders that only
@@ -59,12 +62,13 @@ def parse(text: str, source: str = "<sql>") -> dict[str, str]:
 
 
 def _close(blocks: dict[str, str], name: str | None, lines: list[str], source: str) -> None:
+    """Keep the block: its statement, without the comment lines around it."""
     if name is None:
         return
-    body = "\n".join(lines).strip()
-    if not any(line.strip() and not line.lstrip().startswith("--") for line in lines):
+    code = [number for number, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("--")]
+    if not code:
         raise ValueError(f"{source}: block {name!r} has no statement")
-    blocks[name] = body
+    blocks[name] = "\n".join(lines[code[0]:code[-1] + 1]).strip()
 
 
 class File:
@@ -102,24 +106,30 @@ def fill(template: str, **parts: str) -> str:
     they vary (an identifier, or the text ``single_statement`` checks).  The
     caller quotes each part for where it stands; the parts are never scanned
     again, so a part holding ``{name}`` is left as it is.  ValueError when a
-    part has no placeholder or a placeholder has no part.
+    part has no placeholder, a placeholder has no part, or a placeholder
+    stands after ``--`` on its line (in a comment, where a part holding a
+    line break would end the comment): a template's comments name its
+    placeholders without braces.
     """
     out: list[str] = []
     used: set[str] = set()
-    rest = template
+    done = 0
     while True:
-        start = rest.find("{")
-        end = rest.find("}", start + 1) if start >= 0 else -1
+        start = template.find("{", done)
+        end = template.find("}", start + 1) if start >= 0 else -1
         if end < 0:
-            out.append(rest)
             break
-        key = rest[start + 1:end]
+        key = template[start + 1:end]
         if key not in parts:
             raise ValueError(f"template placeholder {{{key}}} has no part")
-        out.append(rest[:start])
+        line = template[template.rfind("\n", 0, start) + 1:start]
+        if "--" in line:
+            raise ValueError(f"template placeholder {{{key}}} stands in a comment")
+        out.append(template[done:start])
         out.append(parts[key])
         used.add(key)
-        rest = rest[end + 1:]
+        done = end + 1
+    out.append(template[done:])
     unused = set(parts) - used
     if unused:
         raise ValueError(f"template has no placeholder for {', '.join(sorted(unused))}")

@@ -52,9 +52,9 @@ def version(plpy: Any) -> str:
     this also catches a session whose SQL and package agree with each other
     but not with pg_extension (an update the session has not seen yet).
     """
-    rows = plpy.execute(
-        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'jobledger'"
-    )
+    from jobledger.server import queries
+
+    rows = plpy.execute(queries.get("extension_version"))
     installed = rows[0]["extversion"] if rows else None
     if installed != jobledger.__version__:
         raise errors.JobledgerError(
@@ -91,9 +91,9 @@ def check_template(plpy: Any, query: str, declared: str | None) -> dict[str, Any
 def analyse_version(plpy: Any, job: str, query: str, declared: str | None) -> dict[str, Any]:
     """A version recorded by an older jobledger, checked under today's rules
     with its caller's rights (the upgrade runs it as the job's owner)."""
-    from jobledger.server import define
+    from jobledger.server import define, queries
 
-    owner = plpy.execute("SELECT jobledger_internal.calling_role() AS role")[0]["role"]
+    owner = plpy.execute(queries.get("calling_role"))[0]["role"]
     return define.analyse(plpy, job, owner, define.check_template(query, declared))
 
 

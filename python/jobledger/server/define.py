@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from jobledger.core import destinations, errors
-from jobledger.server import lake_preflight, literals, params, preflight, render, shapes, template
+from jobledger.server import lake_preflight, literals, params, preflight, queries, render, shapes, template
 
 MODES = tuple(preflight.MODE_PRIVILEGES)
 JOB_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,127}")
@@ -31,23 +31,21 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
                description: str | None) -> int:
     """Create the job, or a new version when anything changed; the version."""
     check_arguments(name, query, destination, mode, max_attempts)
-    if timeout is not None and plpy.execute(plpy.prepare(_TIMEOUT_OUT_OF_RANGE, ["text"]), [str(timeout)])[0]["out"]:
+    if timeout is not None and plpy.execute(plpy.prepare(queries.get("timeout_out_of_range"), ["text"]),
+                                                [str(timeout)])[0]["out"]:
         raise errors.JobledgerError(
             "invalid_argument",
             f"timeout {timeout} is out of range: from 1 millisecond to 24 days 20:31:23.647 (statement_timeout's range)",
         )
-    owner = plpy.execute(plpy.prepare(_OWNER, ["text"]), [name])[0]["owner"]
+    owner = plpy.execute(plpy.prepare(queries.get("job_owner"), ["text"]), [name])[0]["owner"]
     checked = check_template(query, declared)
     analysed = analyse(plpy, name, owner, checked)
     stored = check_destination(plpy, name, owner, destination, mode, analysed)
     try:
         with plpy.subtransaction():  # so that its error can be caught and passed on
             result = plpy.execute(
-                plpy.prepare(
-                    "SELECT jobledger_internal.record_job_version($1, $2, $3, $4, $5::jsonb, $6::interval, $7, $8, $9::jsonb)"
-                    " AS v",
-                    ["text", "text", "text", "text", "text", "text", "int4", "text", "text"],
-                ),
+                plpy.prepare(queries.get("record_job_version"),
+                             ["text", "text", "text", "text", "text", "text", "int4", "text", "text"]),
                 [name, query, stored, mode, declared, None if timeout is None else str(timeout), max_attempts,
                  description, json.dumps(analysed)],
             )
@@ -59,21 +57,6 @@ def define_job(plpy: Any, name: str, query: str, destination: str, mode: str, de
             raise
         raise refusal from None
     return result[0]["v"]
-
-
-# statement_timeout's range; record_job_version checks it too.
-_TIMEOUT_OUT_OF_RANGE = """
-SELECT $1::interval < interval '1 millisecond' OR $1::interval > interval '2147483647 milliseconds' AS out"""
-
-# The job's owner when the caller is a member of it (a new version of an
-# existing job), else the caller: whose rights the analysis uses.
-# record_job_version decides again, under a lock.
-_OWNER = """
-SELECT coalesce((SELECT j.owner FROM jobledger.job AS j
-                  WHERE j.name = $1
-                    AND pg_catalog.pg_has_role(jobledger_internal.calling_role(),
-                                               pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)), 'MEMBER')),
-                jobledger_internal.calling_role()) AS owner"""
 
 
 def check_arguments(name: str, query: str, destination: str, mode: str, max_attempts: int) -> None:

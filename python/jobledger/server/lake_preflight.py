@@ -40,7 +40,7 @@ import os
 from typing import Any
 
 from jobledger.core import arrow_types, dataset_manifest, destinations, errors
-from jobledger.server import plans
+from jobledger.server import plans, queries
 
 WRITE_FILES_ROLE = "pg_write_server_files"
 
@@ -65,11 +65,7 @@ def check(plpy: Any, job: str, owner: str, destination: destinations.Result | de
 
 
 def check_writer(plpy: Any, job: str, owner: str) -> None:
-    rows = plpy.execute(plans.plan(
-        plpy,
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)"
-        " AND pg_catalog.pg_has_role($1, $2, 'MEMBER') AS ok",
-        ["name", "name"]), [owner, WRITE_FILES_ROLE])
+    rows = plpy.execute(plans.plan(plpy, queries.get("may_write_files"), ["name", "name"]), [owner, WRITE_FILES_ROLE])
     if not rows[0]["ok"]:
         raise errors.JobledgerError(
             "permission_denied",

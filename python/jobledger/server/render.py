@@ -23,7 +23,8 @@ TYPE_CHECKING = False  # typing is slow to import: submit_job's first call pays 
 if TYPE_CHECKING:
     from typing import Any
 
-from jobledger.server import pgparse
+from jobledger.core import named_sql
+from jobledger.server import pgparse, queries
 
 
 class Span(collections.namedtuple("Span", "start end name")):
@@ -73,7 +74,7 @@ def literal_tree(text: str) -> Any:
     """The tree of one literal read alone, as the value of ``SELECT <literal>``."""
     found = _literal_trees.get(text)
     if found is None:
-        stmt = statement_tree("SELECT " + text)
+        stmt = statement_tree(named_sql.fill(queries.get("literal_probe"), literal=text))
         found = stmt["SelectStmt"]["targetList"][0]["ResTarget"]["val"]
         if len(_literal_trees) >= 4096:
             _literal_trees.clear()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 from jobledger.core import destinations, errors
-from jobledger.server import literals, params, plans, preflight, render, shapes
+from jobledger.server import literals, params, plans, preflight, queries, render, shapes
 
 MODES = tuple(preflight.MODE_PRIVILEGES)
 NOTIFY_CHANNEL = "jobledger_runs"
@@ -76,7 +76,8 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
     destination changed; the insert), plus literals for the values.
     """
     check_arguments(job, idempotency_key, priority, run_after)
-    context = plpy.execute(plans.plan(plpy, _SUBMIT_CONTEXT, ["text", "text"]), [job, _PRIVILEGES_JSON])[0]
+    context = plpy.execute(plans.plan(plpy, queries.get("submit_context"), ["text", "text"]),
+                           [job, _PRIVILEGES_JSON])[0]
     role = context["role"]
     if context["version"] is None:
         raise errors.JobledgerError("unknown_job", f'there is no job "{job}"')
@@ -118,7 +119,7 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
             f'job "{job}" cannot run with values of these kinds ({shape}): {columns["error"]}',
             hint="Submit values of the kinds the query takes (e.g. a number, not a string).",
         )
-    if destinations.outside_database(context["destination"]):
+    if context["destination_kind"] != destinations.Table.kind:
         # result / parquet: the mapping to Arrow, and for parquet the owner's
         # right to write datasets and the dataset's current schema (read
         # from its manifest on every submit: other jobs may write it too).
@@ -141,7 +142,7 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
         if found:
             return found
     inserted = plpy.execute(
-        plans.plan(plpy, _INSERT_RUN, ["text", "int4", "text", "text", "int4", "text", "int4", "text", "name", "text"]),
+        plans.plan(plpy, queries.get("insert_run"), ["text", "int4", "text", "text", "int4", "text", "int4", "text", "name", "text"]),
         [job, context["version"], parameters, sql, priority, None if run_after is None else str(run_after),
          max_attempts if max_attempts is not None else context["max_attempts"], idempotency_key, role,
          NOTIFY_CHANNEL],
@@ -151,54 +152,14 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
     return inserted[0]["id"]
 
 
-# Everything submit_job needs to know, in one query: the job's current
-# version, whether the calling role may submit it (the job's owner, a member
-# of that role, or a member of a role the job was granted to; a dropped role
-# counts as no one) and whether the destination changed (preflight.version_query).  One row
-# always; the job's columns are NULL when there is no such job.
-_SUBMIT_CONTEXT = """
-WITH me AS (SELECT jobledger_internal.calling_role() AS role)
-SELECT me.role, j.name AS job, j.owner, v.version, v.query, v.params::text AS params, v.destination, v.mode,
-       v.max_attempts, c.placeholders::text AS placeholders, c.query_end, c.shapes::text AS shapes,
-       c.problem AS check_problem,
-       (SELECT pg_catalog.string_agg(dd.what, E'\n') FROM jobledger_internal.denied_dependencies(j.owner, c.dependencies) AS dd)
-           AS denied,
-       me.role = j.owner
-       OR coalesce(pg_catalog.pg_has_role(me.role, pg_catalog.to_regrole(pg_catalog.quote_ident(j.owner)),
-                                          'MEMBER'), false)
-       OR EXISTS (SELECT 1 FROM jobledger.job_grant g
-                   WHERE g.job = j.name
-                     AND pg_catalog.pg_has_role(me.role, pg_catalog.to_regrole(pg_catalog.quote_ident(g.grantee)),
-                                                'MEMBER')) AS may_submit,
-       d.*
-  FROM me
-  LEFT JOIN jobledger.job j ON j.name = $1
-  LEFT JOIN jobledger.job_version v ON v.job = j.name AND v.version = j.current_version
-  LEFT JOIN jobledger.job_version_check c ON c.job = v.job AND c.version = v.version
-  LEFT JOIN LATERAL (""" + preflight.version_query("v.destination", "j.owner", "($2::jsonb ->> v.mode)") + """
-  ) AS d ON true
-"""
-# $2 of _SUBMIT_CONTEXT: the privileges each mode needs, from the one table of them.
+# $2 of submit_context (queries.sql): the privileges each mode needs, from the one table of them.
 _PRIVILEGES_JSON = json.dumps({mode: preflight.mode_privileges(mode) for mode in MODES})
-
-# The pending run, and a wake-up for runners in the same statement.
-# ON CONFLICT: a concurrent submit with the same idempotency key won.
-_INSERT_RUN = """
-WITH run AS (
-    INSERT INTO jobledger.run (job, job_version, parameters, rendered_sql, priority, run_after,
-                               max_attempts, idempotency_key, submitted_by)
-    VALUES ($1, $2, $3::jsonb, $4, $5, coalesce($6::timestamptz, pg_catalog.now()), $7, $8, $9)
-    ON CONFLICT (job, submitted_by, idempotency_key) DO NOTHING
-    RETURNING id, job
-)
-SELECT run.id::text AS id, pg_catalog.pg_notify($10, run.job) FROM run
-"""
 
 
 def _run_with_key(plpy: Any, job: str, role: str, key: str, parameters: str) -> str | None:
     """The run this role already submitted with ``key`` (keys belong to their
     submitter), or None; idempotency_conflict if it had other parameters."""
-    rows = plpy.execute(plans.plan(plpy, _RUN_WITH_KEY, ["text", "name", "text", "text"]),
+    rows = plpy.execute(plans.plan(plpy, queries.get("run_with_key"), ["text", "name", "text", "text"]),
                         [job, role, key, parameters])
     if not rows:
         return None
@@ -211,11 +172,6 @@ def _run_with_key(plpy: Any, job: str, role: str, key: str, parameters: str) -> 
         )
     return rows[0]["id"]
 
-
-_RUN_WITH_KEY = """
-SELECT r.id::text AS id, r.parameters = $4::jsonb AS same
-  FROM jobledger.run AS r
- WHERE r.job = $1 AND r.submitted_by = $2 AND r.idempotency_key = $3"""
 
 # Longest idempotency key: keys are compared and indexed, not documents.
 MAX_KEY_LENGTH = 1000
