@@ -25,9 +25,10 @@ import uuid
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Union
 
 import psycopg
-from psycopg import rows
+from psycopg import rows, sql
 
 from jobledger import exact_json
+from jobledger.core import named_sql
 
 if TYPE_CHECKING:
     import pyarrow
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 Connectable = Union[psycopg.Connection, str]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 _SUBMIT_OPTIONS = ("idempotency_key", "priority", "run_after", "max_attempts")
+_SQL = named_sql.beside(__file__, "client.sql")
 
 
 @contextlib.contextmanager
@@ -58,10 +60,11 @@ def submit(conn_or_dsn: Connectable, job: str, params: dict[str, Any] | None = N
     unknown = set(options) - set(_SUBMIT_OPTIONS)
     if unknown:
         raise TypeError(f"unknown submit option(s): {', '.join(sorted(unknown))}")
-    named = "".join(f", {name} => %({name})s" for name in _SUBMIT_OPTIONS if name in options)
+    query = sql.SQL(_SQL.get("submit")).format(options=sql.Composed([
+        sql.SQL(_SQL.get("submit_option")).format(name=sql.Identifier(name), value=sql.Placeholder(name))
+        for name in _SUBMIT_OPTIONS if name in options]))
     with _connection(conn_or_dsn) as conn, conn.cursor(row_factory=rows.tuple_row) as cur:
-        found = cur.execute(f"SELECT jobledger.submit_job(%(job)s, %(params)s::jsonb{named})",
-                            {"job": job, "params": json.dumps(params or {}), **options}).fetchone()
+        found = cur.execute(query, {"job": job, "params": json.dumps(params or {}), **options}).fetchone()
         if not conn.autocommit:
             conn.commit()
     assert found is not None
@@ -75,9 +78,7 @@ def status(conn_or_dsn: Connectable, run: uuid.UUID | str) -> dict[str, Any]:
     long for Python's ``int`` is an ``exact_json.Number``, not an error."""
     with _connection(conn_or_dsn) as conn, conn.cursor(row_factory=rows.dict_row) as cur:
         exact_json.register(cur)
-        found = cur.execute(
-            "SELECT v.*, r.snapshot_id, r.error_sqlstate FROM jobledger.runs AS v"
-            " JOIN jobledger.run AS r ON r.id = v.id WHERE v.id = %s", (run,)).fetchone()
+        found = cur.execute(_SQL.get("status"), (run,)).fetchone()
         if not conn.autocommit:
             conn.rollback()
     if found is None:
@@ -121,7 +122,7 @@ def result(conn_or_dsn: Connectable, run: uuid.UUID | str) -> pyarrow.Table:
     types of the PostgreSQL → Arrow mapping (docs/destinations.md).
     """
     with _connection(conn_or_dsn) as conn, conn.cursor(row_factory=rows.tuple_row) as cur:
-        found = cur.execute("SELECT jobledger.result_arrow(%s)", (run,)).fetchone()
+        found = cur.execute(_SQL.get("result_arrow"), (run,)).fetchone()
         if not conn.autocommit:
             conn.rollback()
     assert found is not None

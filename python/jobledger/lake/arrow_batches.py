@@ -50,7 +50,7 @@ from psycopg import abc as psycopg_abc
 from psycopg import adapt, rows, sql
 from psycopg.types import numeric, string
 
-from jobledger.core import arrow_types, errors
+from jobledger.core import arrow_types, errors, named_sql
 from jobledger.lake import arrow_schema
 
 DEFAULT_BATCH_ROWS = 65536
@@ -67,22 +67,7 @@ _DAY_US = 86_400_000_000
 
 _cursor_names = itertools.count()
 
-# The output function of each text-form column's type (the element's for arrays).
-_OUTPUT_FUNCTIONS = """
-SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) AS output
-  FROM ROWS FROM (pg_catalog.unnest(%(oids)s::pg_catalog.oid[]), pg_catalog.unnest(%(arrays)s::pg_catalog.bool[]))
-       WITH ORDINALITY AS t(oid, is_array, n)
-  JOIN pg_catalog.pg_type AS ty ON ty.oid = t.oid
-  JOIN pg_catalog.pg_type AS used ON used.oid = CASE WHEN t.is_array THEN ty.typelem ELSE ty.oid END
-  JOIN pg_catalog.pg_proc AS p ON p.oid = used.typoutput
-  JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace
- ORDER BY t.n"""
-
-_FORMAT_TYPES = """
-SELECT pg_catalog.format_type(t.oid, t.mod) AS type
-  FROM ROWS FROM (pg_catalog.unnest(%(oids)s::pg_catalog.oid[]), pg_catalog.unnest(%(mods)s::pg_catalog.int4[]))
-       WITH ORDINALITY AS t(oid, mod, n)
- ORDER BY t.n"""
+_SQL = named_sql.beside(__file__, "queries.sql")
 
 Progress = Callable[[int], None]
 
@@ -184,7 +169,7 @@ def _with_text_forms(conn: psycopg.Connection[Any], cur: psycopg.ServerCursor[An
     assert result is not None
     chosen = [i for i, c in enumerate(columns) if c.text_form]
     with conn.cursor(row_factory=rows.tuple_row) as meta:
-        found = meta.execute(_OUTPUT_FUNCTIONS, {
+        found = meta.execute(_SQL.get("output_functions"), {
             "oids": [result.ftype(i) for i in chosen],
             "arrays": [columns[i].arrow.startswith("list<") for i in chosen]}).fetchall()
     if len(found) != len(chosen):
@@ -219,7 +204,7 @@ def _result_types(conn: psycopg.Connection[Any], cur: psycopg.ServerCursor[Any])
     oids = [result.ftype(i) for i in range(result.nfields)]
     mods = [result.fmod(i) for i in range(result.nfields)]
     with conn.cursor(row_factory=rows.dict_row) as meta:
-        types = [r["type"] for r in meta.execute(_FORMAT_TYPES, {"oids": oids, "mods": mods})]
+        types = [r["type"] for r in meta.execute(_SQL.get("format_types"), {"oids": oids, "mods": mods})]
     return [(column.name, pg_type) for column, pg_type in zip(cur.description, types)]
 
 
