@@ -1,20 +1,27 @@
 -- What kind of destination a stored job_version.destination is: 'table',
--- 'result' or 'parquet' (jobledger.core.destinations describes them).  The
--- one rule for SQL that reads stored destinations: submit_job's query asks
--- it before looking a table up (to_regclass would raise on the others), and
--- so may the runner's claim.  define_job stores table names schema-qualified
--- (public.result), so a stored destination is exactly 'result', or starts
--- with 'parquet:', only when it is no table.
+-- 'result' or 'parquet' (jobledger.core.destinations describes them, and
+-- its kind() is the same rule for Python).  The one rule for SQL that reads
+-- stored destinations: submit_job's query asks it before looking a table up
+-- (to_regclass would raise on the others), and so may the runner's claim.
+-- define_job stores table names schema-qualified (public.result), so a
+-- stored destination is exactly 'result', or starts with 'parquet:', only
+-- when it is no table.
+--
+-- No SET search_path, like calling_role (05): a SQL function with a SET
+-- clause is never inlined, and a function call here would be planned anew in
+-- every submit_job.  Inlined, its body is planned within its caller, which
+-- always pins search_path; every name in it is qualified, the operator too,
+-- so it means the same wherever it is planned.  STABLE rather than
+-- IMMUTABLE, as the other inlined functions (it is pure either way).
 CREATE OR REPLACE FUNCTION jobledger_internal.destination_kind(destination text)
 RETURNS text
 LANGUAGE sql
-IMMUTABLE STRICT
+STABLE
 PARALLEL SAFE
-SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
     SELECT CASE WHEN destination_kind.destination OPERATOR(pg_catalog.=) 'result' THEN 'result'
                 WHEN pg_catalog.starts_with(destination_kind.destination, 'parquet:') THEN 'parquet'
-                ELSE 'table'
+                WHEN destination_kind.destination IS NOT NULL THEN 'table'
            END
 $$;
 COMMENT ON FUNCTION jobledger_internal.destination_kind(text) IS

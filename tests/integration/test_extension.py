@@ -116,6 +116,8 @@ def test_every_function_pins_search_path(db: psycopg.Connection) -> None:
 INLINED = {
     "jobledger_internal.calling_role()": "SELECT jobledger_internal.calling_role()",
     "jobledger_internal.denied_dependencies(name,jsonb)": "SELECT * FROM jobledger_internal.denied_dependencies('x', '[]')",
+    "jobledger_internal.destination_kind(text)":
+        "SELECT jobledger_internal.destination_kind(c.relname::text) FROM pg_catalog.pg_class AS c",
 }
 
 

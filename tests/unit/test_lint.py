@@ -16,14 +16,15 @@ SCHEMA_IS_OURS = "CREATE SCHEMA jobledger;\n"
 
 # Findings accepted on purpose, each exactly: internal SQL functions without
 # SET search_path so that PostgreSQL inlines them (their bodies qualify every
-# name; see sql/objects/05_calling_role.sql, 52_denied_dependencies.sql and
-# test_extension's INLINED).
+# name; see sql/objects/05_calling_role.sql, 08_destination_kind.sql,
+# 52_denied_dependencies.sql and test_extension's INLINED).
 ACCEPTED = {
     "PS005: Function without explicit search_path: jobledger_internal.calling_role()",
     # Where the released 0.2.0-0.4.0 scripts defined it.
     "PS005: Function without explicit search_path: jobledger.calling_role()",
     "PS005: Function without explicit search_path:"
     " jobledger_internal.denied_dependencies(owner name,dependencies jsonb,what text)",
+    "PS005: Function without explicit search_path: jobledger_internal.destination_kind(destination text)",
 }
 
 
