@@ -22,7 +22,7 @@ by side, ``pgbench -n -M prepared -c 4 -j 2 -T <s> -f submit.sql@1 -f insert.sql
 - ``submit.sql``: ``SELECT jobledger.submit_job('bench_daily', <params>)``;
 - ``insert.sql``: the plain equivalent: the same ledger row (its values taken
   from a row a real submit_job wrote) inserted and notified in one statement,
-  the CTE submit_job itself runs (``_INSERT_RUN`` in python/jobledger/server/submit.py).
+  the CTE submit_job itself runs (block ``insert_run`` of python/jobledger/server/queries.sql).
 
 Variants: ``repeated`` (the same day in every call) and ``distinct`` (a
 random day in every call; the INSERT then writes that day into parameters and
@@ -88,7 +88,7 @@ SUBMIT_SCRIPTS = {
     ),
 }
 
-# submit_job's own insert (submit._INSERT_RUN) with the row's values in place
+# submit_job's own insert (insert_run in server/queries.sql) with the row's values in place
 # of its parameters; {day} is where the day goes in parameters and rendered_sql.
 INSERT_SCRIPT = """\
 WITH run AS (
