@@ -15,15 +15,17 @@ A block runs from its ``-- name: <name>`` line to the next one; names are
 lower case (``a-z``, ``0-9``, ``_``, first a letter or ``_``) and unique in
 their file.  A block may be a fragment that a template takes in (psycopg.sql
 composition), which is why its statement is kept without the comment lines
-around it: a comment would swallow what follows it on its line.  Keeping SQL in files keeps it reviewable as SQL and out of
-string formatting: values are always bound parameters.  A statement that
+around it: a comment would swallow what follows it on its line.
+
+Keeping SQL in files keeps it reviewable as SQL and out of string
+formatting: values are always bound parameters.  A statement that
 must vary is a template: psycopg.sql placeholders (``{name}``) on the client
 side, and on the server a fixed block with ``{name}`` placeholders that only
 ``fill`` replaces, with parts each caller quotes (``plpy.quote_ident``).
 
 Pure stdlib, and cheap on the server's submit path: a file is read once, on
-the first ``get`` of the session (``importlib.resources`` alone takes longer
-to import than submit_job's first call may take).
+the first ``get`` of the session, with ``open`` (importing
+``importlib.resources`` alone takes tens of milliseconds).
 """
 
 from __future__ import annotations
