@@ -121,8 +121,8 @@ BEGIN
       -- Destinations outside the database (result, parquet:<directory>) are
       -- no table names: to_regclass would raise on them.
       LEFT JOIN pg_catalog.pg_class AS t
-        ON t.oid = CASE WHEN v.destination = 'result' OR v.destination LIKE 'parquet:%'
-                        THEN NULL ELSE pg_catalog.to_regclass(v.destination) END
+        ON t.oid = CASE WHEN jobledger_internal.destination_kind(v.destination) OPERATOR(pg_catalog.=) 'table'
+                        THEN pg_catalog.to_regclass(v.destination) END
       LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
      ORDER BY c.priority DESC, c.run_after, c.created_at;
 END

@@ -184,17 +184,12 @@ def _with_text_forms(conn: psycopg.Connection[Any], cur: psycopg.ServerCursor[An
         elif columns[i].arrow.startswith("list<"):
             # Element by element, NULLs and order kept; a value with more than one dimension
             # becomes a two-dimensional array, which the list builder refuses by name.
-            exprs.append(sql.SQL(
-                "CASE WHEN pg_catalog.array_ndims({v}) > 1 THEN ARRAY[ARRAY[NULL::pg_catalog.text]]"
-                " WHEN {v} IS NOT NULL THEN ARRAY(SELECT {f}(u.e)::pg_catalog.text"
-                " FROM pg_catalog.unnest({v}) WITH ORDINALITY AS u(e, n) ORDER BY u.n) END").format(
-                    v=value, f=output[i]))
+            exprs.append(sql.SQL(_SQL.get("text_form_array")).format(v=value, f=output[i]))
         else:
-            exprs.append(sql.SQL("{}({})::pg_catalog.text").format(output[i], value))
+            exprs.append(sql.SQL(_SQL.get("text_form_value")).format(v=value, f=output[i]))
     inner = sql.SQL(query) if isinstance(query, str) else query
-    # Newlines: the query may end in a -- comment.
-    return sql.SQL("SELECT {} FROM (\n{}\n) AS q ({})").format(
-        sql.SQL(", ").join(exprs), inner, sql.SQL(", ").join(names))
+    return sql.SQL(_SQL.get("text_forms")).format(
+        columns=sql.SQL(", ").join(exprs), query=inner, names=sql.SQL(", ").join(names))
 
 
 def _result_types(conn: psycopg.Connection[Any], cur: psycopg.ServerCursor[Any]) -> list[tuple[str, str]]:
