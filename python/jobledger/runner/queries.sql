@@ -31,6 +31,19 @@ SELECT s.source = 'client' AS pinned
   FROM pg_catalog.pg_settings AS s
  WHERE s.name = 'extra_float_digits'
 
+-- name: session_reset
+-- What a run left in its session goes (runner.session.RESET): DISCARD ALL
+-- without its DISCARD PLANS, statement by statement in DISCARD ALL's
+-- documented order (no statement may hold a semicolon: they are split on it).
+CLOSE ALL;
+SET SESSION AUTHORIZATION DEFAULT;
+RESET ALL;
+DEALLOCATE ALL;
+UNLISTEN *;
+SELECT pg_catalog.pg_advisory_unlock_all();
+DISCARD TEMP;
+DISCARD SEQUENCES
+
 -- name: pin_setting
 -- A pinned setting, when the startup packet could not carry it
 -- (runner.session.pin; a psycopg.sql template: name and value are composed).

@@ -73,17 +73,11 @@ PINNED = (
 )
 CLIENT_ENCODING = "UTF8"
 
-# DISCARD ALL less DISCARD PLANS (see above), in its documented order.
-RESET = (
-    b"CLOSE ALL",
-    b"SET SESSION AUTHORIZATION DEFAULT",
-    b"RESET ALL",
-    b"DEALLOCATE ALL",
-    b"UNLISTEN *",
-    b"SELECT pg_catalog.pg_advisory_unlock_all()",
-    b"DISCARD TEMP",
-    b"DISCARD SEQUENCES",
-)
+# DISCARD ALL less DISCARD PLANS (see above), in its documented order: the
+# statements of the block session_reset, each on its own (execute.py
+# pipelines them one by one; reset sends them in one round trip).
+RESET = tuple(statement.strip().encode() for statement in queries.get("session_reset").split(";")
+              if statement.strip())
 
 _NEEDS_ESCAPE = re.compile(r"([\\ ])")
 
