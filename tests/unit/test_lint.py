@@ -11,8 +11,10 @@ import assemble
 
 # The first migration refuses a jobledger schema that is not empty or not
 # owned by the installing role, so the scripts may treat it as their own, as
-# pgspot treats a schema the script creates itself.
-SCHEMA_IS_OURS = "CREATE SCHEMA jobledger;\n"
+# pgspot treats a schema the script creates itself.  jobledger_internal is
+# created by the extension's own migration (0.5.0/0004), which fails if the
+# name is taken: an upgrade from 0.5.0 on finds it as the extension's member.
+SCHEMA_IS_OURS = "CREATE SCHEMA jobledger;\nCREATE SCHEMA jobledger_internal;\n"
 
 # Findings accepted on purpose, each exactly: internal SQL functions without
 # SET search_path so that PostgreSQL inlines them (their bodies qualify every
