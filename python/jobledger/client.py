@@ -37,6 +37,8 @@ Connectable = Union[psycopg.Connection, str]
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 _SUBMIT_OPTIONS = ("idempotency_key", "priority", "run_after", "max_attempts")
 _SQL = named_sql.beside(__file__, "client.sql")
+# How often wait reads a run it LISTENs for, whatever it hears.
+LISTENING_POLL = 10.0
 
 
 @contextlib.contextmanager
@@ -89,29 +91,79 @@ def status(conn_or_dsn: Connectable, run: uuid.UUID | str) -> dict[str, Any]:
 def wait(conn_or_dsn: Connectable, run: uuid.UUID | str, timeout: float | None = None,
          poll_interval: float = 0.5, on_poll: Callable[[dict[str, Any]], None] | None = None
          ) -> dict[str, Any]:
-    """Poll until the run is succeeded, failed or cancelled; its ``status`` row.
+    """Wait until the run is succeeded, failed or cancelled; its ``status`` row.
 
-    Polling rather than LISTEN: the ledger sends no notification when a run
-    ends.  The first polls come quickly (10 ms, doubling up to
-    ``poll_interval``) so short runs return fast.  ``on_poll`` sees the row
-    of every poll that found the run still pending or running (the CLI's
-    live status line).  ``TimeoutError`` after ``timeout`` seconds (None: wait
-    for ever); ``LookupError`` if the run is not there (or not visible).
+    The ledger announces every change of a run's status on the channel
+    ``jobledger_run_state`` when it commits: on a connection in autocommit
+    mode (one ``wait`` opens itself, or yours) ``wait`` LISTENs and reads the
+    run again as soon as a change of this run is announced, and otherwise
+    only every ``LISTENING_POLL`` seconds (a notification lost, a pooler in
+    transaction mode that moved the session).  Without notifications (a
+    connection in a transaction) it polls every ``poll_interval`` seconds;
+    either way the first reads come quickly (10 ms, doubling).  A connection
+    it opened that is lost is opened again, and it polls from then on.
+    ``on_poll`` sees every row that found the run still pending or running
+    (the CLI's live status line).  ``TimeoutError`` after ``timeout`` seconds
+    (None: wait for ever); ``LookupError`` if the run is not there (or not
+    visible).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    wanted = str(run)
     delay = 0.01
-    with _connection(conn_or_dsn) as conn:
-        while True:
-            row = status(conn, run)
-            if row["status"] in FINAL_STATUSES:
-                return row
-            if on_poll is not None:
-                on_poll(row)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {run} is still {row['status']} after {timeout} s")
-            pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
-            time.sleep(pause)
-            delay = min(delay * 2, poll_interval)
+    with contextlib.ExitStack() as stack:
+        conn = stack.enter_context(_connection(conn_or_dsn))
+        listening = _listen(conn)
+        try:
+            while True:
+                try:
+                    row = status(conn, run)
+                except psycopg.OperationalError:
+                    if isinstance(conn_or_dsn, psycopg.Connection):
+                        raise
+                    listening = False  # lost: poll on a new connection
+                    conn = stack.enter_context(_connection(conn_or_dsn))
+                    continue
+                if row["status"] in FINAL_STATUSES:
+                    return row
+                if on_poll is not None:
+                    on_poll(row)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"run {run} is still {row['status']} after {timeout} s")
+                pause = delay if deadline is None else min(delay, max(0.0, deadline - time.monotonic()))
+                delay = min(delay * 2, max(poll_interval, LISTENING_POLL) if listening else poll_interval)
+                if not listening:
+                    time.sleep(pause)
+                    continue
+                try:
+                    _announced(conn, wanted, pause)
+                except psycopg.OperationalError:
+                    if isinstance(conn_or_dsn, psycopg.Connection):
+                        raise
+                    listening = False  # the next read opens a new connection
+        finally:
+            if listening and not conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(_SQL.get("unlisten"))
+
+
+def _listen(conn: psycopg.Connection) -> bool:
+    """LISTEN for run state changes, where notifications can arrive between
+    wait's reads (autocommit); False where they cannot."""
+    if not conn.autocommit:
+        return False
+    conn.execute(_SQL.get("listen"))
+    return True
+
+
+def _announced(conn: psycopg.Connection, run: str, pause: float) -> None:
+    """Return once ``run``'s status change is announced, or after ``pause`` seconds."""
+    end = time.monotonic() + pause
+    while (left := end - time.monotonic()) > 0:
+        for note in conn.notifies(timeout=left):
+            with contextlib.suppress(ValueError, TypeError):
+                if json.loads(note.payload).get("run") == run:
+                    return
+            break  # another run's: read on until the pause is over
 
 
 def result(conn_or_dsn: Connectable, run: uuid.UUID | str) -> pyarrow.Table:

@@ -17,3 +17,11 @@ SELECT v.*, r.snapshot_id, r.error_sqlstate FROM jobledger.runs AS v JOIN jobled
 
 -- name: result_arrow
 SELECT jobledger.result_arrow(%s)
+
+-- name: listen
+-- Every change of a run's status, announced when it commits
+-- (jobledger_internal.run_state_notify; payload {"run", "status", "attempt"}).
+LISTEN jobledger_run_state
+
+-- name: unlisten
+UNLISTEN jobledger_run_state

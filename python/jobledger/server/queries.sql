@@ -177,16 +177,17 @@ SELECT dc.oid AS dest_oid,
   ) AS d ON true
 
 -- name: insert_run
--- The pending run, and a wake-up for runners in the same statement.
+-- The pending run, and a wake-up for runners in the same statement (no
+-- payload: any role may LISTEN, and which jobs exist is not everyone's to know).
 -- ON CONFLICT: a concurrent submit with the same idempotency key won.
 WITH run AS (
     INSERT INTO jobledger.run (job, job_version, parameters, rendered_sql, priority, run_after,
                                max_attempts, idempotency_key, submitted_by)
     VALUES ($1, $2, $3::jsonb, $4, $5, coalesce($6::timestamptz, pg_catalog.now()), $7, $8, $9)
     ON CONFLICT (job, submitted_by, idempotency_key) DO NOTHING
-    RETURNING id, job
+    RETURNING id
 )
-SELECT run.id::text AS id, pg_catalog.pg_notify($10, run.job) FROM run
+SELECT run.id::text AS id, pg_catalog.pg_notify($10, '') FROM run
 
 -- name: run_with_key
 -- The run this role already submitted with this key, and whether with the
