@@ -214,6 +214,23 @@ def parquet_description(description: str) -> str:
     return INTERVAL_STRUCT if parsed.kind == MONTH_DAY_NANO else description
 
 
+# Delta Lake has no decimal256, time, uuid or json type and no month-day-nano
+# interval: a delta: table stores these columns in these forms.
+_DELTA_FORMS = {"decimal256": STRING, "time64[us]": STRING, "uuid": STRING, "json": STRING,
+                MONTH_DAY_NANO: INTERVAL_STRUCT}
+
+
+def delta_description(description: str) -> str:
+    """How a Delta table stores a description: the same, but the types Delta
+    lacks in ``_DELTA_FORMS``' forms (decimal256, time64[us], uuid and json as
+    their text, month_day_nano as ``INTERVAL_STRUCT``), also inside lists."""
+    parsed = parse(description)
+    if parsed.kind == "list":
+        assert parsed.element is not None
+        return f"list<{delta_description(describe(parsed.element))}>"
+    return _DELTA_FORMS.get(parsed.kind, description)
+
+
 def describe(parsed: ArrowType) -> str:
     """The description of a parsed description (``parse`` undone)."""
     if parsed.kind == "list":

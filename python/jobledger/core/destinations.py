@@ -13,6 +13,12 @@ same string the same way.
   Options after ``?``: ``create_if_missing=true`` creates the dataset on the
   first run when it does not exist yet (default false:
   ``destination_missing``).
+* ``delta:<uri>``: a Delta Lake table (``delta_table``), ``<uri>`` an
+  absolute local directory or ``s3://bucket/prefix``.  Modes ``append``,
+  ``overwrite`` and ``merge`` (on the key columns named by the option
+  ``merge_keys=a,b``, which merge requires).  Options:
+  ``create_if_missing=true``, ``partition_by=col1,col2`` (used when the run
+  creates the table), ``merge_keys=...``.
 
 Why an option inside the string rather than a new define_job argument: it is
 a property of the destination, versioned with it (changing it makes a new job
@@ -21,9 +27,9 @@ define_job (whose 0.2.0 signature callers and grants name), and reads the
 same in the ledger as in the call.  The canonical form define_job stores is
 ``parquet:<normalised path>`` plus ``?create_if_missing=true`` when set.
 
-The names ``result`` and ``parquet:...`` cannot be mistaken for tables:
+The names ``result``, ``parquet:...`` and ``delta:...`` cannot be mistaken for tables:
 define_job stores table names schema-qualified (``public.result``), so a
-stored destination is exactly ``result`` or starts with ``parquet:`` only
+stored destination is exactly ``result`` or starts with ``parquet:`` or ``delta:`` only
 when it is one of these.
 """
 
@@ -38,7 +44,11 @@ RESULT = "result"
 PARQUET_PREFIX = "parquet:"
 RESULT_MODES = ("append",)
 PARQUET_MODES = ("append", "overwrite")
+DELTA_PREFIX = "delta:"
+DELTA_MODES = ("append", "overwrite", "merge")
 _PARQUET_OPTIONS = {"create_if_missing"}
+_DELTA_FLAGS = {"create_if_missing"}
+_DELTA_LISTS = ("partition_by", "merge_keys")
 _TRUE = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 
 
@@ -71,7 +81,30 @@ class Parquet(collections.namedtuple("Parquet", "root create_if_missing", defaul
         return PARQUET_PREFIX + self.root + ("?create_if_missing=true" if self.create_if_missing else "")
 
 
-def parse(destination: str) -> Table | Result | Parquet:
+class Delta(collections.namedtuple("Delta", "uri create_if_missing partition_by merge_keys",
+                                   defaults=(False, (), ()))):
+    """A Delta Lake table at ``uri`` (an absolute local directory or ``s3://bucket/prefix``)."""
+
+    __slots__ = ()
+    kind = "delta"
+
+    @property
+    def canonical(self) -> str:
+        options = []
+        if self.create_if_missing:
+            options.append("create_if_missing=true")
+        for name in _DELTA_LISTS:
+            if getattr(self, name):
+                options.append(f"{name}={','.join(getattr(self, name))}")
+        return DELTA_PREFIX + self.uri + ("?" + "&".join(options) if options else "")
+
+    @property
+    def local(self) -> bool:
+        """True for a directory of this machine, False for an object store (s3://)."""
+        return self.uri.startswith("/")
+
+
+def parse(destination: str) -> Table | Result | Parquet | Delta:
     """The destination a define_job argument or a stored job version names.
 
     Table names are returned as given (preflight resolves them);
@@ -82,6 +115,8 @@ def parse(destination: str) -> Table | Result | Parquet:
         return Result()
     if found == Table.kind:
         return Table(destination)
+    if found == Delta.kind:
+        return _parse_delta(destination)
     spec = destination[len(PARQUET_PREFIX):]
     path, _, query = spec.partition("?")
     if not path.startswith("/"):
@@ -98,13 +133,7 @@ def parse(destination: str) -> Table | Result | Parquet:
         raise errors.JobledgerError("invalid_argument", "a parquet dataset cannot be the root directory")
     options: dict[str, bool] = {}
     if query:
-        try:
-            import urllib.parse  # only parquet destinations have options
-
-            pairs = urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=True)
-        except ValueError:
-            pairs = [("?", query)]
-        for key, value in pairs:
+        for key, value in _options(destination, query):
             if key not in _PARQUET_OPTIONS or value.lower() not in _TRUE:
                 raise errors.JobledgerError(
                     "invalid_argument",
@@ -115,7 +144,64 @@ def parse(destination: str) -> Table | Result | Parquet:
     return Parquet(root, options.get("create_if_missing", False))
 
 
-def check_mode(destination: Table | Result | Parquet, mode: str, job: str) -> None:
+def _parse_delta(destination: str) -> Delta:
+    spec = destination[len(DELTA_PREFIX):]
+    location, _, query = spec.partition("?")
+    if "\x00" in location or any(part in (".", "..") for part in location.split("/")):
+        raise errors.JobledgerError(
+            "invalid_argument", f"the delta destination {destination!r} must be a plain location"
+                                " (no . or .. components)")
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[len("s3://"):].partition("/")
+        if not bucket or not prefix.strip("/") or "//" in prefix.strip("/"):
+            raise errors.JobledgerError(
+                "invalid_argument",
+                f"the delta destination {destination!r} needs a bucket and a prefix, e.g. delta:s3://lake/sales")
+        uri = f"s3://{bucket}/{prefix.strip('/')}"
+    elif location.startswith("/"):
+        uri = posixpath.normpath(location)
+        if uri == "/":
+            raise errors.JobledgerError("invalid_argument", "a delta table cannot be the root directory")
+    else:
+        raise errors.JobledgerError(
+            "invalid_argument",
+            f"the delta destination {destination!r} needs an absolute directory or an s3:// location, "
+            "e.g. delta:/data/sales or delta:s3://lake/sales",
+        )
+    flags: dict[str, bool] = {}
+    lists: dict[str, tuple[str, ...]] = {}
+    for key, value in _options(destination, query):
+        if key in _DELTA_FLAGS and value.lower() in _TRUE:
+            flags[key] = _TRUE[value.lower()]
+        elif key in _DELTA_LISTS and value and all(name.strip() for name in value.split(",")):
+            names = tuple(name.strip() for name in value.split(","))
+            if len(set(names)) != len(names):
+                raise errors.JobledgerError(
+                    "invalid_argument", f"the delta destination {destination!r} names a column twice in {key}")
+            lists[key] = names
+        else:
+            raise errors.JobledgerError(
+                "invalid_argument",
+                f"the delta destination {destination!r} has an unknown option {key}={value}",
+                hint="Options: create_if_missing=true|false, partition_by=col1,col2, merge_keys=col1,col2.",
+            )
+    return Delta(uri, flags.get("create_if_missing", False), lists.get("partition_by", ()),
+                 lists.get("merge_keys", ()))
+
+
+def _options(destination: str, query: str) -> list[tuple[str, str]]:
+    """The ``key=value`` pairs after ``?`` (one unreadable pair when malformed)."""
+    if not query:
+        return []
+    try:
+        import urllib.parse  # only lake destinations have options
+
+        return urllib.parse.parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        return [("?", query)]
+
+
+def check_mode(destination: Table | Result | Parquet | Delta, mode: str, job: str) -> None:
     """Refuse a mode the destination has no meaning for (invalid_argument)."""
     if isinstance(destination, Result) and mode not in RESULT_MODES:
         raise errors.JobledgerError(
@@ -128,10 +214,19 @@ def check_mode(destination: Table | Result | Parquet, mode: str, job: str) -> No
             f'job "{job}": a parquet destination supports append and overwrite, not {mode}',
             hint="Parquet files are immutable and have no key to merge on; overwrite publishes a new version.",
         )
+    if isinstance(destination, Delta) and mode not in DELTA_MODES:
+        raise errors.JobledgerError(
+            "invalid_argument", f'job "{job}": a delta destination supports append, overwrite and merge, not {mode}')
+    if isinstance(destination, Delta) and mode == "merge" and not destination.merge_keys:
+        raise errors.JobledgerError(
+            "invalid_argument",
+            f'job "{job}": merge into a delta table needs its key columns: the option merge_keys=col1,col2',
+            hint="e.g. delta:/data/customers?merge_keys=id",
+        )
 
 
 def kind(destination: str) -> str:
-    """``table``, ``result`` or ``parquet``: the kind of destination a name is.
+    """``table``, ``result``, ``parquet`` or ``delta``: the kind of destination a name is.
 
     The rule in Python; SQL asks ``jobledger_internal.destination_kind``
     (sql/objects/08_destination_kind.sql), and submit_job takes that answer
@@ -142,9 +237,11 @@ def kind(destination: str) -> str:
         return Result.kind
     if destination.startswith(PARQUET_PREFIX):
         return Parquet.kind
+    if destination.startswith(DELTA_PREFIX):
+        return Delta.kind
     return Table.kind
 
 
 def outside_database(stored: str) -> bool:
-    """True for a stored destination that is no table (``result``, ``parquet:...``)."""
+    """True for a stored destination that is no table (``result``, ``parquet:...``, ``delta:...``)."""
     return kind(stored) != Table.kind

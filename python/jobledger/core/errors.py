@@ -47,6 +47,8 @@ SQLSTATES: dict[str, str] = {
     # 0.5.0: schedules (pg_cron) and backfills.
     "feature_not_available": "0A000",  # feature_not_supported: schedules without pg_cron
     "unknown_schedule": "42704",  # undefined_object: no schedule of that name for the calling role
+    # 0.6.0: delta: destinations: the object store or file system failed (unreachable, throttled ...).
+    "storage_error": "58030",  # io_error
 }
 
 DETAIL_PREFIX = "category: "

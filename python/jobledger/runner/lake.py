@@ -129,6 +129,8 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
         try:
             if isinstance(target, destinations.Parquet):
                 rows_written = _parquet(conn, run, worker, target, calls)
+            elif isinstance(target, destinations.Delta):
+                rows_written = _delta(conn, run, worker, target, calls)
             else:
                 rows_written = _result(conn, run, worker, calls)
         finally:
@@ -251,6 +253,68 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
         log.info("run %s: already published as version %d", run.id, commit.snapshot_id)
     _retention(target, settings)
     return commit.rows_written
+
+
+# ---- delta ----------------------------------------------------------------------
+
+
+def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target: destinations.Delta,
+           calls: Calls) -> int:
+    """One commit of the run into the Delta table (lake.delta_table).
+
+    delta-rs writes the files and commits in one call, so the fence is taken
+    (``lock_run``) right before the first batch is read into it and held to
+    the end of the transaction: meanwhile cancel_run waits (the job's timeout
+    bounds the write) and a lease takeover passes the run by.  A retry asks
+    the table first (``find_commit``: the run's app transaction) and only
+    records the version an earlier attempt committed."""
+    from jobledger.lake import delta_table  # deltalake only for delta: runs
+
+    storage = delta_table.storage_options(target.uri)
+    earlier = delta_table.find_commit(target.uri, str(run.id), storage)
+    if earlier is not None:
+        log.info("run %s: version %d of %s was committed by attempt %d; recording it", run.id, earlier.version,
+                 target.uri, earlier.attempt)
+        try:
+            with conn.transaction():
+                calls.lock(run, worker)
+                _record_delta(calls, run, worker, target, earlier)
+        except psycopg.Error as exc:
+            if errors.category_of_detail(exc.diag.message_detail) == "run_fenced":
+                raise
+            raise Published(exc) from exc
+        return earlier.rows_written
+
+    with conn.transaction():
+        settings = _settings(calls.runner_conn)
+        conn.execute(queries.get("run_context"), run.context())
+        progress = Progress(calls.runner_conn, run, worker, settings.progress_interval, _estimate(conn, run))
+        deadline = _deadline(run)
+        with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result:
+            commit = delta_table.write(
+                target.uri, result.schema, _until(deadline, result.batches), run=str(run.id),
+                attempt=run.attempt, mode=run.mode, create_if_missing=target.create_if_missing,
+                partition_by=target.partition_by, merge_keys=target.merge_keys, storage=storage,
+                progress=progress.report, before_write=lambda: _fence_held(conn, run, worker, calls))
+        conn.execute(queries.get("reset_role"))
+        faults.exit_now("exit-after-publish")
+        try:
+            _record_delta(calls, run, worker, target, commit)
+        except Exception as exc:
+            raise Published(exc) from exc
+    return commit.rows_written
+
+
+def _fence_held(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls: Calls) -> None:
+    """lock_run as the runner, then the owner's role again for the rest of the read."""
+    conn.execute(queries.get("reset_role"))
+    calls.lock(run, worker)
+    conn.execute(queries.get("run_context"), run.context())
+
+
+def _record_delta(calls: Calls, run: claim.ClaimedRun, worker: str, target: destinations.Delta, commit: Any) -> None:
+    """The committed version in the ledger: the fenced success with it as snapshot_id."""
+    _complete(calls, run, worker, commit.rows_written, str(commit.version))
 
 
 def _record_commit(calls: Calls, run: claim.ClaimedRun, worker: str, manifest: dataset_manifest.Manifest) -> None:

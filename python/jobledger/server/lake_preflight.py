@@ -45,7 +45,8 @@ from jobledger.server import plans, queries
 WRITE_FILES_ROLE = "pg_write_server_files"
 
 
-def check(plpy: Any, job: str, owner: str, destination: destinations.Result | destinations.Parquet,
+def check(plpy: Any, job: str, owner: str,
+          destination: destinations.Result | destinations.Parquet | destinations.Delta,
           columns: list[tuple[str, str]]) -> list[arrow_types.MappedColumn]:
     """Everything to refuse before a run of ``job`` is recorded; the mapped columns."""
     mapped = arrow_types.map_columns(columns)
@@ -61,6 +62,8 @@ def check(plpy: Any, job: str, owner: str, destination: destinations.Result | de
     if isinstance(destination, destinations.Parquet):
         check_writer(plpy, job, owner)
         check_dataset(job, destination, [(c.name, arrow_types.parquet_description(c.arrow)) for c in mapped])
+    if isinstance(destination, destinations.Delta):
+        check_writer(plpy, job, owner)
     return mapped
 
 

@@ -1,0 +1,326 @@
+"""Writing a run's batches into a Delta Lake table (``delta:<uri>``) with delta-rs.
+
+One run commits exactly one new table version; its number is the run's
+snapshot_id.  The batches are streamed into delta-rs as a
+``pyarrow.RecordBatchReader`` (memory: the batches in flight, never the
+whole result).
+
+* ``append`` adds files, ``overwrite`` replaces the table's rows (earlier
+  versions stay readable by time travel until they are vacuumed), ``merge``
+  updates the rows whose ``merge_keys`` match and inserts the others
+  (delta-rs's merge).
+* Types Delta lacks are stored in the forms of ``arrow_types.delta_description``:
+  intervals as ``struct<months, days, nanoseconds>`` (as Parquet datasets
+  store them), decimal256, time64, uuid and json as their text.
+* Exactly once, with Delta's own mechanism: every commit carries the app
+  transaction ``(app_id(run), attempt)`` and the run and attempt in its
+  commit info.  A retried attempt first asks the table
+  ``transaction_version(app_id(run))``: if its run already committed, it
+  takes that version from the table's history and writes nothing
+  (``find_commit``).
+* The table's real schema (its Delta schema) is compared with the query's
+  before anything is written (``schema_mismatch`` listing every difference),
+  so a table changed outside jobledger is never written with the wrong types.
+* Storage: a local directory, or S3 with the credentials of the runner's
+  environment (``storage_options``: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP); nothing of
+  them is ever stored in the database.  Storage failures become categories
+  (``storage_failure``): a missing bucket ``destination_missing``, refused
+  credentials ``permission_denied``, anything else ``storage_error``.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import json
+import os
+import uuid
+from typing import Any, Callable
+
+import deltalake
+import deltalake.exceptions
+import pyarrow
+
+from jobledger.core import arrow_types, errors
+from jobledger.lake import arrow_schema
+
+RUN_KEY = "jobledger.run"
+ATTEMPT_KEY = "jobledger.attempt"
+# The runner's environment variables passed to delta-rs for s3:// tables.
+STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                     "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP")
+MODES = ("append", "overwrite", "merge")
+HISTORY_PAGE = 100
+
+Progress = Callable[[int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Commit:
+    """The table version that holds a run's rows; ``already_committed`` when
+    an earlier attempt committed it and this one wrote nothing."""
+
+    version: int
+    rows_written: int
+    attempt: int
+    already_committed: bool = False
+
+
+def app_id(run: str) -> str:
+    """The Delta app transaction id of a run (its version is the attempt)."""
+    return f"jobledger-run-{run}"
+
+
+def storage_options(uri: str, environ: collections.abc.Mapping[str, str] | None = None) -> dict[str, str] | None:
+    """delta-rs's storage options for ``uri``: None for a local directory,
+    the AWS_* variables of the environment for s3://."""
+    if not uri.startswith("s3://"):
+        return None
+    environ = os.environ if environ is None else environ
+    options = {name: environ[name] for name in STORAGE_VARIABLES if environ.get(name)}
+    # S3 has conditional writes: a commit that loses the race for a version
+    # number retries on the next, without an external lock.
+    options.setdefault("conditional_put", "etag")
+    return options
+
+
+def open_table(uri: str, storage: dict[str, str] | None = None) -> deltalake.DeltaTable | None:
+    """The table at ``uri``, or None when there is none (yet)."""
+    try:
+        return deltalake.DeltaTable(uri, storage_options=storage)
+    except deltalake.exceptions.TableNotFoundError:
+        return None
+    except (deltalake.exceptions.DeltaError, OSError) as exc:
+        raise storage_failure(uri, exc) from None
+
+
+def schema_of(table: deltalake.DeltaTable) -> list[tuple[str, str]]:
+    """The table's columns as (name, description); types outside the mapping
+    are described as ``delta <type>`` (they match no query column)."""
+    fields = json.loads(table.schema().to_json())["fields"]
+    return [(field["name"], _description(field["type"])) for field in fields]
+
+
+_PRIMITIVES = {
+    "short": "int16", "integer": "int32", "long": "int64", "float": "float32", "double": "float64",
+    "string": "string", "binary": "binary", "boolean": "bool", "date": "date32",
+    "timestamp": "timestamp[us, tz=UTC]", "timestamp_ntz": "timestamp[us]",
+}
+_INTERVAL_FIELDS = [("months", "integer"), ("days", "integer"), ("nanoseconds", "long")]
+
+
+def _description(delta_type: Any) -> str:
+    if isinstance(delta_type, str):
+        if delta_type in _PRIMITIVES:
+            return _PRIMITIVES[delta_type]
+        if delta_type.startswith("decimal(") and delta_type.endswith(")"):
+            return "decimal128(" + delta_type[len("decimal("):].replace(" ", "")
+        return f"delta {delta_type}"
+    if delta_type.get("type") == "array":
+        return f"list<{_description(delta_type['elementType'])}>"
+    if delta_type.get("type") == "struct" and [(f["name"], f["type"]) for f in delta_type["fields"]] == _INTERVAL_FIELDS:
+        return arrow_types.INTERVAL_STRUCT
+    return f"delta {json.dumps(delta_type, sort_keys=True)}"
+
+
+def check_schema(what: str, produced: list[tuple[str, str]], existing: list[tuple[str, str]]) -> None:
+    """schema_mismatch listing every difference between the query's Delta
+    forms and the table's columns (types the mapping lacks never fit)."""
+    foreign = [(name, arrow) for name, arrow in existing if arrow.startswith("delta ")]
+    problems = [f'column "{name}" is {arrow[len("delta "):]} in the table, which no query column can fill'
+                for name, arrow in foreign]
+    known = [(name, arrow) for name, arrow in existing if not arrow.startswith("delta ")]
+    produced_known = [(name, arrow) for name, arrow in produced if name not in dict(foreign)]
+    problems += arrow_types.schema_problems(produced_known, known)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise errors.JobledgerError(
+            "schema_mismatch", f"the output of {what} does not fit the delta table: {problems[0]}{more}",
+            detail="\n".join(problems))
+
+
+def delta_columns(schema: pyarrow.Schema) -> list[tuple[str, str]]:
+    """The query's columns in the forms a Delta table stores them."""
+    return [(name, arrow_types.delta_description(arrow)) for name, arrow in arrow_schema.columns(schema)]
+
+
+def find_commit(uri: str, run: str, storage: dict[str, str] | None = None,
+                table: deltalake.DeltaTable | None = None) -> Commit | None:
+    """The version an earlier attempt of ``run`` committed, or None if none did."""
+    table = table if table is not None else open_table(uri, storage)
+    if table is None:
+        return None
+    try:
+        attempt = table.transaction_version(app_id(run))
+        if attempt is None:
+            return None
+        found = _in_history(table, run)
+    except (deltalake.exceptions.DeltaError, OSError) as exc:
+        raise storage_failure(uri, exc) from None
+    if found is None:
+        raise errors.JobledgerError(
+            "runner_error", f"the delta table {uri} records a commit of run {run} that its history no longer has")
+    metrics = found.get("operationMetrics") or {}
+    rows = metrics.get("num_source_rows", metrics.get("num_added_rows", 0))
+    return Commit(int(found["version"]), int(rows), int(attempt), already_committed=True)
+
+
+def _in_history(table: deltalake.DeltaTable, run: str) -> dict[str, Any] | None:
+    """The commit info of ``run``'s commit, newest first (usually among the last few)."""
+    for limit in (HISTORY_PAGE, None):
+        for entry in table.history(limit):
+            if entry.get(RUN_KEY) == run:
+                return entry
+    return None
+
+
+def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[pyarrow.RecordBatch], *,
+          run: str, attempt: int, mode: str = "append", create_if_missing: bool = False,
+          partition_by: collections.abc.Sequence[str] = (), merge_keys: collections.abc.Sequence[str] = (),
+          storage: dict[str, str] | None = None, progress: Progress | None = None,
+          before_write: Callable[[], None] | None = None) -> Commit:
+    """Write ``batches`` as one commit of ``run`` (one new version).
+
+    An earlier commit of the run is returned without reading a batch.  The
+    table is checked (``destination_missing``, ``schema_mismatch``) before
+    ``before_write`` (the runner takes its fence there) and the first batch.
+    """
+    if mode not in MODES:
+        raise errors.JobledgerError("invalid_argument", f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    table = open_table(uri, storage)
+    earlier = find_commit(uri, run, storage, table)
+    if earlier is not None:
+        return earlier
+    produced = delta_columns(schema)
+    names = [name for name, _ in produced]
+    missing = [c for c in (*partition_by, *merge_keys) if c not in names]
+    if missing:
+        raise errors.JobledgerError(
+            "schema_mismatch", f"the delta destination names columns the query does not produce: {', '.join(missing)}")
+    if table is None:
+        _check_creatable(uri, create_if_missing, storage)
+        target = arrow_schema.schema(produced)
+    else:
+        existing = schema_of(table)
+        check_schema(f"run {run}", produced, existing)
+        target = arrow_schema.schema(existing)
+    counter = _Counter(progress)
+    reader = pyarrow.RecordBatchReader.from_batches(target, counter.stream(batches, target))
+    properties = deltalake.CommitProperties(
+        custom_metadata={RUN_KEY: run, ATTEMPT_KEY: str(attempt)},
+        app_transactions=[deltalake.Transaction(app_id(run), attempt)])
+    if before_write is not None:
+        before_write()
+    try:
+        if mode == "merge" and table is not None:
+            predicate = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in merge_keys)
+            (table.merge(reader, predicate, source_alias="s", target_alias="t", commit_properties=properties)
+             .when_matched_update_all().when_not_matched_insert_all().execute())
+        else:
+            deltalake.write_deltalake(
+                table if table is not None else uri, reader,
+                mode="overwrite" if mode == "overwrite" else "append",
+                partition_by=list(partition_by) or None if table is None else None,
+                storage_options=storage if table is None else None, commit_properties=properties)
+    except Exception as exc:
+        if counter.error is not None:  # reading the query failed, not the table
+            raise counter.error from None
+        if isinstance(exc, (deltalake.exceptions.DeltaError, OSError, pyarrow.ArrowException)):
+            raise storage_failure(uri, exc) from None
+        raise
+    committed = find_commit(uri, run, storage)
+    if committed is None:
+        raise errors.JobledgerError("runner_error", f"the delta table {uri} has no commit of run {run} after writing")
+    return dataclasses.replace(committed, rows_written=counter.rows, already_committed=False)
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class _Counter:
+    """The batches in the table's forms, counted and reported as progress.
+
+    An exception raised while producing a batch (a timeout, a value the
+    mapping cannot hold, a lost connection) is kept in ``error``: delta-rs
+    reports it as an error of its own, and the caller raises the original."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.rows = 0
+        self.progress = progress
+        self.error: BaseException | None = None
+
+    def stream(self, batches: collections.abc.Iterable[pyarrow.RecordBatch],
+               target: pyarrow.Schema) -> collections.abc.Iterator[pyarrow.RecordBatch]:
+        try:
+            for batch in batches:
+                converted = delta_batch(batch, target)
+                self.rows += converted.num_rows
+                if self.progress is not None:
+                    self.progress(self.rows)
+                yield converted
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+def _check_creatable(uri: str, create_if_missing: bool, storage: dict[str, str] | None) -> None:
+    if not create_if_missing:
+        raise errors.JobledgerError(
+            "destination_missing", f"the delta table {uri} does not exist",
+            hint="Create it, or add ?create_if_missing=true to the destination.")
+    if uri.startswith("/") and os.path.isdir(uri) and os.listdir(uri):
+        raise errors.JobledgerError(
+            "destination_missing",
+            f"the directory {uri} is not empty and holds no delta table: jobledger writes no table beside other files")
+
+
+def storage_failure(uri: str, exc: BaseException) -> errors.JobledgerError:
+    """A delta-rs or object store error as a category a user can act on."""
+    text = str(exc).split("\n   0:")[0].strip()
+    lowered = text.lower()
+    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket does not" in lowered:
+        return errors.JobledgerError("destination_missing", f"the bucket of the delta table {uri} does not exist: {text}")
+    if any(word in lowered for word in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden",
+                                        "403", "permission denied", "missing credentials", "no credentials")):
+        return errors.JobledgerError(
+            "permission_denied", f"the runner's credentials may not write the delta table {uri}: {text}",
+            hint="The runner reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_REGION, AWS_ENDPOINT_URL) "
+                 "from its environment.")
+    return errors.JobledgerError("storage_error", f"the delta table {uri} could not be written: {text}")
+
+
+# --- batches in Delta's forms ------------------------------------------------------
+
+
+def delta_batch(batch: pyarrow.RecordBatch, target: pyarrow.Schema) -> pyarrow.RecordBatch:
+    """``batch`` in the table's types: intervals as structs, decimal256, time,
+    uuid and json as text (``arrow_types.delta_description``), then cast to
+    ``target``'s (widening) types in its column order."""
+    batch = arrow_schema.parquet_batch(batch)  # intervals as structs, also in lists
+    arrays = [_delta_array(column) for column in batch.columns]
+    converted = pyarrow.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+    converted = converted.select(target.names)
+    return converted if converted.schema == target else converted.cast(target)
+
+
+def _delta_array(array: pyarrow.Array) -> pyarrow.Array:
+    data = array.type
+    if isinstance(data, pyarrow.ListType):
+        values = _delta_array(array.values)
+        if values.type == data.value_type:
+            return array
+        if array.offset:
+            array = pyarrow.concat_arrays([array])  # unsliced: offsets from 0
+            values = _delta_array(array.values)
+        return pyarrow.ListArray.from_arrays(array.offsets, values, type=pyarrow.list_(values.type),
+                                             mask=array.is_null() if array.null_count else None)
+    if isinstance(data, pyarrow.Decimal256Type) or data == pyarrow.time64("us"):
+        return array.cast(pyarrow.string())
+    if data == pyarrow.json_():
+        return array.storage.cast(pyarrow.string())
+    if data == pyarrow.uuid():
+        return pyarrow.array([None if value is None else str(uuid.UUID(bytes=value))
+                              for value in array.storage.to_pylist()], pyarrow.string())
+    return array
