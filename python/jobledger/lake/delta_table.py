@@ -35,6 +35,7 @@ import collections.abc
 import dataclasses
 import json
 import os
+import re
 import uuid
 from typing import Any, Callable
 
@@ -276,9 +277,12 @@ def _check_creatable(uri: str, create_if_missing: bool, storage: dict[str, str] 
             f"the directory {uri} is not empty and holds no delta table: jobledger writes no table beside other files")
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def storage_failure(uri: str, exc: BaseException) -> errors.JobledgerError:
     """A delta-rs or object store error as a category a user can act on."""
-    text = str(exc).split("\n   0:")[0].strip()
+    text = " ".join(_ANSI.sub("", str(exc).split("\n   0:")[0]).replace("\u21b3", " ").split())[:2000]
     lowered = text.lower()
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket does not" in lowered:
         return errors.JobledgerError("destination_missing", f"the bucket of the delta table {uri} does not exist: {text}")

@@ -1,0 +1,155 @@
+"""Destination delta:s3://... through real runner processes against moto's S3
+server (a subprocess on a free port, with IAM authentication on, so wrong
+credentials are refused as by S3), a bucket per test.  The runner has its
+credentials from its environment only."""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from typing import Iterator
+
+import boto3
+import deltalake
+import pytest
+
+import dbtools
+import runnertools
+from test_delta import EXPECTED_DELTA, EXTRA
+from test_lake import TYPES_QUERY
+
+REGION = "us-east-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[dict[str, str]]:
+    """moto in server mode; the AWS_* settings of an IAM user allowed everything."""
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    # The first 3 requests (creating the user, its policy and key) need no credentials.
+    env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "moto did not start"
+                time.sleep(0.1)
+        iam = boto3.client("iam", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="bootstrap",
+                           aws_secret_access_key="bootstrap")
+        iam.create_user(UserName="jl")
+        iam.put_user_policy(UserName="jl", PolicyName="all", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName="jl")["AccessKey"]
+        yield {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+               "AWS_REGION": REGION, "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def bucket(s3_server, monkeypatch) -> str:
+    """A new bucket; the runners started by the test get the credentials in their environment."""
+    name = f"jl-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"], region_name=REGION,
+                 aws_access_key_id=s3_server["AWS_ACCESS_KEY_ID"],
+                 aws_secret_access_key=s3_server["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=name)
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)
+    return name
+
+
+def _storage(s3_server: dict[str, str]) -> dict[str, str]:
+    return dict(s3_server)
+
+
+def _drain(start_runner, *args: str) -> None:
+    runner = start_runner("--drain", *args)
+    assert runner.wait() == 0, runner.log()
+
+
+def test_every_type_round_trips_through_s3_with_time_travel(db, s3_server, bucket, start_runner) -> None:
+    uri = f"s3://{bucket}/lake/types"
+    query = TYPES_QUERY.replace(" FROM (VALUES", EXTRA + " FROM (VALUES")
+    runnertools.define(db, "types", query, f"delta:{uri}?create_if_missing=true")
+    runnertools.define(db, "types_replace", query + " LIMIT 1", f"delta:{uri}", mode="overwrite")
+    runs = [runnertools.submit(db, "types")]
+    _drain(start_runner)
+    runs.append(runnertools.submit(db, "types"))
+    _drain(start_runner)
+    runs.append(runnertools.submit(db, "types_replace"))
+    _drain(start_runner)
+    rows = [dbtools.run_row(db, run) for run in runs]
+    assert [(r["status"], r["snapshot_id"], r["rows_written"]) for r in rows] == [
+        ("succeeded", "0", 2), ("succeeded", "1", 2), ("succeeded", "2", 1)], rows
+    storage = _storage(s3_server)
+    assert deltalake.DeltaTable(uri, storage_options=storage).version() == 2
+    for row in rows:  # every run's rows, by time travel to its snapshot_id
+        table = deltalake.DeltaTable(uri, version=int(row["snapshot_id"]), storage_options=storage)
+        assert table.to_pyarrow_table().num_rows == {"0": 2, "1": 4, "2": 1}[row["snapshot_id"]]
+    back = deltalake.DeltaTable(uri, version=0, storage_options=storage).to_pyarrow_table().sort_by("k")
+    first = back.to_pylist()[0]
+    for name, value in EXPECTED_DELTA.items():
+        assert first[name] == value, name
+    assert first["tz"] == datetime.datetime(2026, 3, 28, 23, 30, 0, 500000, tzinfo=datetime.timezone.utc)
+    assert first["iv"] == {"months": 1, "days": 2, "nanoseconds": 3_500_000_000}
+    assert first["d38"] == decimal.Decimal("-99999999999999999999999999999999999.999")
+    assert all(v is None for k, v in back.to_pylist()[1].items() if k != "k")
+
+
+def test_a_missing_bucket_and_wrong_credentials_are_clear_categories(db, s3_server, bucket, start_runner,
+                                                                      monkeypatch) -> None:
+    runnertools.define(db, "nowhere", "SELECT 1 AS n", "delta:s3://jl-no-such-bucket/t?create_if_missing=true")
+    runnertools.define(db, "somewhere", "SELECT 1 AS n", f"delta:s3://{bucket}/t?create_if_missing=true")
+    missing = runnertools.submit(db, "nowhere")
+    _drain(start_runner)
+    row = dbtools.run_row(db, missing)
+    assert (row["status"], row["error_category"]) == ("failed", "destination_missing"), row
+    assert "jl-no-such-bucket" in row["error"] and "\x1b" not in row["error"]
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    refused = runnertools.submit(db, "somewhere")
+    _drain(start_runner)
+    row = dbtools.run_row(db, refused)
+    assert (row["status"], row["error_category"]) == ("failed", "permission_denied"), row
+    assert "not-the-secret" not in row["error"]
+    # Credentials never reach the database.
+    dumped = json.dumps([dict(r) for r in db.execute("SELECT * FROM jobledger.run").fetchall()], default=str)
+    assert s3_server["AWS_SECRET_ACCESS_KEY"] not in dumped and "not-the-secret" not in dumped
+
+
+def test_two_runners_committing_to_one_table_both_land(db, s3_server, bucket, start_runner) -> None:
+    uri = f"s3://{bucket}/shared"
+    runnertools.define(db, "slow", "SELECT g AS n, CAST(pg_sleep(0.5) AS text) AS nap FROM generate_series(1, {n}) AS g"
+                       " WHERE g = 1 OR true", f"delta:{uri}?create_if_missing=true",
+                       params={"n": {"type": "integer"}})
+    first = runnertools.submit(db, "slow", {"n": 2})
+    _drain(start_runner)  # the table exists; now two appends at once
+    runs = [runnertools.submit(db, "slow", {"n": n}) for n in (3, 4)]
+    one, two = start_runner("--drain", "--concurrency", "1"), start_runner("--drain", "--concurrency", "1")
+    assert one.wait() == 0, one.log()
+    assert two.wait() == 0, two.log()
+    rows = [dbtools.run_row(db, run) for run in [first, *runs]]
+    assert [r["status"] for r in rows] == ["succeeded"] * 3, rows
+    assert {r["worker"] for r in rows[1:]} == {"runner-1", "runner-2"}, rows
+    assert sorted(r["snapshot_id"] for r in rows) == ["0", "1", "2"]
+    table = deltalake.DeltaTable(uri, storage_options=_storage(s3_server))
+    assert sorted(table.to_pyarrow_table().column("n").to_pylist()) == sorted([1, 2, 1, 2, 3, 1, 2, 3, 4])
