@@ -160,7 +160,7 @@ def test_ledger_is_read_only_to_everyone_else_and_row_secured(db: psycopg.Connec
             "jobledger.run_attempt", "jobledger.runs", "jobledger.job_stats", "jobledger.output",
             "jobledger.worker", "jobledger.active_runs", "jobledger.workers",
             "jobledger.job_version_check", "jobledger.refused_versions",
-            "jobledger.schedule", "jobledger.schedules",
+            "jobledger.schedule", "jobledger.schedules", "jobledger.lake_dataset",
         }
         # Runner processes (names, hosts, pids) are not secret: jobledger.worker
         # is readable by everyone without row-level security.

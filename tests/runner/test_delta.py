@@ -175,3 +175,25 @@ def test_a_missing_table_without_create_if_missing(db, lake_dir, start_runner) -
     _drain(start_runner)
     row = dbtools.run_row(db, run)
     assert (row["status"], row["error_category"]) == ("failed", "destination_missing"), row
+
+
+def test_schema_mismatch_at_submit_from_the_registry(db, lake_dir, start_runner) -> None:
+    uri = str(lake_dir / "ds")
+    target = f"delta:{uri}?create_if_missing=true"
+    runnertools.define(db, "ints", "SELECT CAST(1 AS bigint) AS n, 'a' AS label", target)
+    runnertools.define(db, "texts", "SELECT CAST(1 AS text) AS n, 1 AS extra", target)
+    run = runnertools.submit(db, "ints")
+    _drain(start_runner)
+    registered = db.execute("SELECT uri, format, arrow_schema, latest_version, run FROM jobledger.lake_dataset"
+                            ).fetchall()
+    assert registered == [{"uri": uri, "format": "delta", "arrow_schema": [["n", "int64"], ["label", "string"]],
+                           "latest_version": 0, "run": run}]
+    with pytest.raises(Exception) as mismatch:
+        runnertools.submit(db, "texts")
+    assert dbtools.category(mismatch.value) == "schema_mismatch"
+    assert mismatch.value.diag.message_detail.splitlines()[1:] == [
+        'column "n" is string in the query but int64 in the dataset, which is not the same type or a lossless widening',
+        'column "extra" (int32) does not exist in the dataset',
+        'column "label" (string) of the dataset is not produced by the query',
+    ]
+    assert db.execute("SELECT count(*) AS n FROM jobledger.run WHERE job = 'texts'").fetchone() == {"n": 0}

@@ -66,6 +66,8 @@ class Commit:
     rows_written: int
     attempt: int
     already_committed: bool = False
+    # The table's columns after the commit, (name, description) pairs.
+    schema: tuple[tuple[str, str], ...] = ()
 
 
 def app_id(run: str) -> str:
@@ -164,7 +166,8 @@ def find_commit(uri: str, run: str, storage: dict[str, str] | None = None,
             "runner_error", f"the delta table {uri} records a commit of run {run} that its history no longer has")
     metrics = found.get("operationMetrics") or {}
     rows = metrics.get("num_source_rows", metrics.get("num_added_rows", 0))
-    return Commit(int(found["version"]), int(rows), int(attempt), already_committed=True)
+    return Commit(int(found["version"]), int(rows), int(attempt), already_committed=True,
+                  schema=tuple(schema_of(table)))
 
 
 def _in_history(table: deltalake.DeltaTable, run: str) -> dict[str, Any] | None:
@@ -230,7 +233,7 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
         if isinstance(exc, (deltalake.exceptions.DeltaError, OSError, pyarrow.ArrowException)):
             raise storage_failure(uri, exc) from None
         raise
-    committed = find_commit(uri, run, storage)
+    committed = find_commit(uri, run, storage)  # a fresh look: the table as of the commit
     if committed is None:
         raise errors.JobledgerError("runner_error", f"the delta table {uri} has no commit of run {run} after writing")
     return dataclasses.replace(committed, rows_written=counter.rows, already_committed=False)

@@ -313,7 +313,11 @@ def _fence_held(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, ca
 
 
 def _record_delta(calls: Calls, run: claim.ClaimedRun, worker: str, target: destinations.Delta, commit: Any) -> None:
-    """The committed version in the ledger: the fenced success with it as snapshot_id."""
+    """The committed version in the ledger: the output ``delta_commit`` (its
+    trigger updates jobledger.lake_dataset, what submit_job compares with),
+    then the fenced success with the version as snapshot_id."""
+    record = {"uri": target.uri, "format": "delta", "version": commit.version, "schema": commit.schema}
+    _emit(calls, run, worker, "delta_commit", JSON_CONTENT_TYPE, json.dumps(record).encode())
     _complete(calls, run, worker, commit.rows_written, str(commit.version))
 
 

@@ -36,6 +36,7 @@ DEFINER entry points), so it imports only pure Python (``arrow_types``,
 from __future__ import annotations
 
 import collections
+import json
 import os
 from typing import Any
 
@@ -64,7 +65,27 @@ def check(plpy: Any, job: str, owner: str,
         check_dataset(job, destination, [(c.name, arrow_types.parquet_description(c.arrow)) for c in mapped])
     if isinstance(destination, destinations.Delta):
         check_writer(plpy, job, owner)
+        check_registered(plpy, job, destination,
+                         [(c.name, arrow_types.delta_description(c.arrow)) for c in mapped])
     return mapped
+
+
+def check_registered(plpy: Any, job: str, destination: destinations.Delta, produced: list[tuple[str, str]]) -> None:
+    """The query's Delta forms against the table's schema as jobledger last
+    committed it (jobledger.lake_dataset): no storage access at submit.  A
+    table jobledger never wrote is checked by the runner before writing."""
+    rows = plpy.execute(plans.plan(plpy, queries.get("lake_dataset"), ["text"]), [destination.uri])
+    if not rows:
+        return
+    existing = [(name, arrow) for name, arrow in json.loads(rows[0]["arrow_schema"])]
+    problems = arrow_types.schema_problems(produced, existing)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise errors.JobledgerError(
+            "schema_mismatch",
+            f'job "{job}" does not fit the delta table {destination.uri} (version {rows[0]["latest_version"]}): '
+            f"{problems[0]}{more}",
+            detail="\n".join(problems))
 
 
 def check_writer(plpy: Any, job: str, owner: str) -> None:

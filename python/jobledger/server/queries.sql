@@ -201,3 +201,9 @@ SELECT r.id::text AS id, r.parameters = $4::jsonb AS same
 -- process, to read one literal alone.  A template (named_sql.fill):
 -- literal is the literal as literals.literal wrote it.
 SELECT {literal}
+
+-- name: lake_dataset
+-- The schema and latest version jobledger recorded for a delta: table (lake_preflight).
+SELECT d.arrow_schema::text AS arrow_schema, d.latest_version
+  FROM jobledger.lake_dataset AS d
+ WHERE d.uri = $1
