@@ -9,9 +9,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import pathlib
-import shutil
-import tempfile
-from typing import Iterator
 
 import deltalake
 import pyarrow
@@ -19,15 +16,7 @@ import pytest
 
 import dbtools
 import runnertools
-from test_lake import TYPES, TYPES_QUERY
-
-
-@pytest.fixture
-def lake_dir() -> Iterator[pathlib.Path]:
-    path = pathlib.Path(tempfile.mkdtemp(prefix="jl_delta_"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+from test_lake import TYPES, TYPES_QUERY, lake_dir  # noqa: F401 (a fixture)
 
 
 def _drain(start_runner, *args: str) -> None:

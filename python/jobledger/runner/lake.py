@@ -221,14 +221,7 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
     if earlier is not None:
         log.info("run %s: version %d of %s was published by attempt %d; recording it", run.id, earlier.version,
                  target.root, earlier.attempt)
-        try:
-            with conn.transaction():
-                calls.lock(run, worker)
-                _record_commit(calls, run, worker, earlier)
-        except psycopg.Error as exc:
-            if errors.category_of_detail(exc.diag.message_detail) == "run_fenced":
-                raise  # someone else decided the run: leave it
-            raise Published(exc) from exc
+        _record_earlier(conn, run, worker, calls, lambda: _record_commit(calls, run, worker, earlier))
         return earlier.added_rows
 
     with conn.transaction():
@@ -275,14 +268,7 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
     if earlier is not None:
         log.info("run %s: version %d of %s was committed by attempt %d; recording it", run.id, earlier.version,
                  target.uri, earlier.attempt)
-        try:
-            with conn.transaction():
-                calls.lock(run, worker)
-                _record_delta(calls, run, worker, target, earlier)
-        except psycopg.Error as exc:
-            if errors.category_of_detail(exc.diag.message_detail) == "run_fenced":
-                raise
-            raise Published(exc) from exc
+        _record_earlier(conn, run, worker, calls, lambda: _record_delta(calls, run, worker, target, earlier))
         return earlier.rows_written
 
     with conn.transaction():
@@ -319,6 +305,19 @@ def _record_delta(calls: Calls, run: claim.ClaimedRun, worker: str, target: dest
     record = {"uri": target.uri, "format": "delta", "version": commit.version, "schema": commit.schema}
     _emit(calls, run, worker, "delta_commit", JSON_CONTENT_TYPE, json.dumps(record).encode())
     _complete(calls, run, worker, commit.rows_written, str(commit.version))
+
+
+def _record_earlier(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls: Calls,
+                    record: Callable[[], None]) -> None:
+    """A retry whose run an earlier attempt already committed: the fence, then ``record`` only."""
+    try:
+        with conn.transaction():
+            calls.lock(run, worker)
+            record()
+    except psycopg.Error as exc:
+        if errors.category_of_detail(exc.diag.message_detail) == "run_fenced":
+            raise  # someone else decided the run: leave it
+        raise Published(exc) from exc
 
 
 def _record_commit(calls: Calls, run: claim.ClaimedRun, worker: str, manifest: dataset_manifest.Manifest) -> None:
