@@ -28,3 +28,25 @@ $$;
 COMMENT ON FUNCTION jobledger_internal.destination_kind(text) IS
     'The kind of a stored job destination: table, result, parquet (for parquet:<directory>) or delta (for delta:<uri>).';
 REVOKE ALL ON FUNCTION jobledger_internal.destination_kind(text) FROM PUBLIC;
+
+-- Which destination a stored job_version.destination writes, for comparing
+-- two of them (claim_runs: overwrite and merge runs of one destination never
+-- run at once).  A table by its oid, so that public.t and a later rename are
+-- one table; a parquet dataset by its directory (without the ?options).
+CREATE OR REPLACE FUNCTION jobledger_internal.destination_key(destination text)
+RETURNS text
+LANGUAGE sql
+STABLE
+PARALLEL SAFE
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+    SELECT CASE jobledger_internal.destination_kind(destination_key.destination)
+               WHEN 'table' THEN coalesce('table ' || pg_catalog.to_regclass(destination_key.destination)::oid::text,
+                                          'name ' || destination_key.destination)
+               WHEN 'parquet' THEN 'parquet ' || pg_catalog.split_part(destination_key.destination, '?', 1)
+               ELSE destination_key.destination
+           END
+$$;
+COMMENT ON FUNCTION jobledger_internal.destination_key(text) IS
+    'Internal to claim_runs: what a stored job destination writes (a table by oid, a parquet dataset by directory), so that two destinations naming the same one compare equal.';
+REVOKE ALL ON FUNCTION jobledger_internal.destination_key(text) FROM PUBLIC;

@@ -40,6 +40,32 @@ DECLARE
     -- The claim's own time, not its transaction's: a runner may claim its
     -- next run in the transaction that completes the previous one.
     claimed_at timestamptz := pg_catalog.clock_timestamp();
+    candidate record;
+    exclusive boolean;
+    key text;
+    -- What this call took, and what it found full (docs/runner.md,
+    -- "Concurrency and pause").
+    taken uuid[] := '{}';
+    full_jobs text[] := '{}';
+    busy_destinations text[] := '{}';
+    serialised boolean := false;
+    got uuid;
+    got_attempt integer;
+    locked record;
+    -- A declared cursor is planned for its first rows (cursor_tuple_fraction),
+    -- as a claim reads only a few: the plan walks run_claim_idx in order.
+    candidates CURSOR (due timestamptz) FOR
+        SELECT r.id, r.job, j.max_running, v.mode, v.destination
+          FROM jobledger.run AS r
+          JOIN jobledger.job AS j ON j.name = r.job
+          JOIN jobledger.job_version AS v ON v.job = r.job AND v.version = r.job_version
+         WHERE r.status = 'pending'
+           -- A sub-select, not the bare parameter: the planner cannot see
+           -- the time, so the generic plan costs what a custom one does and
+           -- plpgsql keeps it, instead of planning every claim.
+           AND r.run_after <= (SELECT due)
+           AND j.paused_at IS NULL
+         ORDER BY r.priority DESC, r.run_after, r.created_at;
 BEGIN
     IF claim_runs.worker IS NULL OR claim_runs.worker = '' THEN
         RAISE EXCEPTION 'claim_runs needs a worker name'
@@ -50,34 +76,68 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
     END IF;
 
-    RETURN QUERY
-    WITH candidates AS (
-        -- 1. The runnable pending runs, best first: highest priority, then
-        --    the earliest due, then the oldest.  This matches run_claim_idx
-        --    (partial: status = 'pending') column for column, so the scan
-        --    walks the index in order and stops after max_runs rows.
-        -- 2. FOR UPDATE SKIP LOCKED: a run another claimer is taking right
-        --    now is skipped, not waited for, so concurrent runners never
-        --    block each other nor take the same run.  Under READ COMMITTED a
-        --    row changed since our snapshot is re-checked after locking
-        --    (status must still be pending).
-        SELECT r.id
-          FROM jobledger.run AS r
-         WHERE r.status = 'pending'
-           AND r.run_after <= claimed_at
-         ORDER BY r.priority DESC, r.run_after, r.created_at
-         -- A sub-select, not the bare parameter: the planner then cannot see
-         -- the limit in any plan, so the generic plan costs what a custom
-         -- one does and plpgsql keeps it, instead of planning every claim.
-         LIMIT (SELECT claim_runs.max_runs)
-           FOR UPDATE OF r SKIP LOCKED
-    ),
-    claimed AS (
-        -- 3. Mark them running: the next attempt, this worker and backend,
-        --    the start time (also the first heartbeat).  By primary key:
-        --    "= ANY (ARRAY(...))" plans as an index scan on run_pkey whatever
-        --    the planner guesses for the limit (a join could be a hash join
-        --    over the whole ledger).
+    -- 1. The runnable pending runs, best first: highest priority, then the
+    --    earliest due, then the oldest.  This matches run_claim_idx
+    --    (partial: status = 'pending') column for column, so the scan walks
+    --    the index in order and stops as soon as enough runs are taken (a
+    --    loop's query is read a few rows at a time).  Runs of a paused job
+    --    are passed over (pause_job).  Nothing is locked here: step 3 locks
+    --    each run it takes.
+    FOR candidate IN candidates(claimed_at) LOOP
+        exclusive := candidate.mode IN ('overwrite', 'merge');
+        IF candidate.max_running IS NOT NULL OR exclusive THEN
+            -- 2. A limited run (its job has max_running, or it overwrites or
+            --    merges a destination): whether it may start depends on what
+            --    is running, and two claimers counting at once would both
+            --    see room for one more.  So such claims take one lock, held
+            --    until the claim's transaction ends, and count after it: a
+            --    statement that starts once the lock is ours sees every
+            --    claim committed before (READ COMMITTED, as runners use),
+            --    and our own claims of this call.  Claims of unlimited runs
+            --    never take it.  The holder never waits for anything while
+            --    holding it (step 3 skips locked rows), so it cannot
+            --    deadlock.
+            IF NOT serialised THEN
+                PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('jobledger.claim_runs limits', 0));
+                serialised := true;
+            END IF;
+            IF candidate.job = ANY (full_jobs) THEN
+                CONTINUE;
+            END IF;
+            IF candidate.max_running IS NOT NULL
+               AND (SELECT pg_catalog.count(*) FROM jobledger.run AS o
+                     WHERE o.status = 'running' AND o.job = candidate.job) >= candidate.max_running THEN
+                full_jobs := full_jobs || candidate.job;
+                CONTINUE;
+            END IF;
+            IF exclusive THEN
+                -- Overwrite and merge runs of one destination run one at a
+                -- time (append runs are not held back).
+                key := jobledger_internal.destination_key(candidate.destination);
+                IF key = ANY (busy_destinations)
+                   OR EXISTS (SELECT 1
+                                FROM jobledger.run AS o
+                                JOIN jobledger.job_version AS ov ON ov.job = o.job AND ov.version = o.job_version
+                               WHERE o.status = 'running'
+                                 AND ov.mode IN ('overwrite', 'merge')
+                                 AND jobledger_internal.destination_key(ov.destination) = key) THEN
+                    busy_destinations := busy_destinations || key;
+                    CONTINUE;
+                END IF;
+            END IF;
+        END IF;
+        -- 3. Take it, FOR UPDATE SKIP LOCKED: a run another claimer is
+        --    taking right now is skipped, not waited for, so concurrent
+        --    runners never block each other nor take the same run.  Locked,
+        --    the row is its newest version: it must still be pending and
+        --    due.  (By primary key only: with the status in the WHERE the
+        --    planner may prefer walking run_claim_idx.)
+        SELECT l.status, l.run_after INTO locked FROM jobledger.run AS l
+         WHERE l.id = candidate.id
+           FOR UPDATE SKIP LOCKED;
+        CONTINUE WHEN NOT FOUND OR locked.status <> 'pending' OR locked.run_after > claimed_at;
+        --    Then mark it running: the next attempt, this worker and
+        --    backend, the start time (also the first heartbeat).
         UPDATE jobledger.run AS r
            SET status = 'running',
                attempt = r.attempt + 1,
@@ -90,15 +150,16 @@ BEGIN
                -- An attempt reports its own progress (report_progress).
                rows_written = NULL,
                progress = NULL
-         WHERE r.id = ANY (ARRAY(SELECT c.id FROM candidates AS c))
-        RETURNING r.*
-    ),
-    opened AS (
+         WHERE r.id = candidate.id
+        RETURNING r.id, r.attempt INTO got, got_attempt;
+        taken := taken || got;
         -- 4. Open the attempt's row in the history.
         INSERT INTO jobledger.run_attempt (run, attempt, worker, backend_pid, started_at)
-        SELECT c.id, c.attempt, c.worker, c.backend_pid, c.started_at
-          FROM claimed AS c
-    )
+        VALUES (got, got_attempt, claim_runs.worker, pg_catalog.pg_backend_pid(), claimed_at);
+        EXIT WHEN pg_catalog.cardinality(taken) >= claim_runs.max_runs;
+    END LOOP;
+
+    RETURN QUERY
     -- 5. What the runner needs to execute each run: the job version's mode,
     --    owner and timeout, and the destination as the catalog has it now
     --    (NULL if it was dropped since the run was submitted), with its
@@ -115,7 +176,7 @@ BEGIN
                  WHERE i.indrelid = t.oid AND i.indisprimary)
            END,
            c.created_at, c.started_at
-      FROM claimed AS c
+      FROM jobledger.run AS c
       JOIN jobledger.job_version AS v ON v.job = c.job AND v.version = c.job_version
       JOIN jobledger.job AS j ON j.name = c.job
       -- Destinations outside the database (result, parquet:<directory>) are
@@ -124,11 +185,12 @@ BEGIN
         ON t.oid = CASE WHEN jobledger_internal.destination_kind(v.destination) OPERATOR(pg_catalog.=) 'table'
                         THEN pg_catalog.to_regclass(v.destination) END
       LEFT JOIN pg_catalog.pg_namespace AS n ON n.oid = t.relnamespace
+     WHERE c.id = ANY (ARRAY(SELECT pg_catalog.unnest(taken)))  -- a sub-select: planned once, as above
      ORDER BY c.priority DESC, c.run_after, c.created_at;
 END
 $$;
 COMMENT ON FUNCTION jobledger_internal.claim_runs(text, integer) IS
-    'Runner only: claims up to max_runs runnable pending runs (priority, then age; FOR UPDATE SKIP LOCKED), marks them running with this worker, the next attempt and the calling connection''s backend (which must be the one that executes them), opens their attempts, and returns what executing them needs.';
+    'Runner only: claims up to max_runs runnable pending runs (priority, then age; FOR UPDATE SKIP LOCKED) of jobs not paused, within each job''s max_running and one overwrite or merge run per destination at a time, marks them running with this worker, the next attempt and the calling connection''s backend (which must be the one that executes them), opens their attempts, and returns what executing them needs.';
 REVOKE ALL ON FUNCTION jobledger_internal.claim_runs(text, integer) FROM PUBLIC;
 
 

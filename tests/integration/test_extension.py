@@ -77,6 +77,11 @@ PUBLIC_FUNCTIONS = {
     "jobledger_internal.schedule_cron_state()",
     "jobledger_internal.next_tick(text,timestamp with time zone,text)",
     "jobledger_internal.next_tick_py(text,text,text)",
+    # 0.6.0: concurrency control and pause; each checks the job's owner
+    # itself (owned_job).
+    "jobledger.set_max_running(text,integer)",
+    "jobledger.pause_job(text)",
+    "jobledger.resume_job(text)",
 }
 
 
@@ -215,6 +220,9 @@ API_FUNCTIONS = {
     "jobledger.schedule(text,text,text,jsonb,integer)",
     "jobledger.unschedule(text)",
     "jobledger.backfill(text,text,text,text,text,jsonb,integer)",
+    "jobledger.set_max_running(text,integer)",
+    "jobledger.pause_job(text)",
+    "jobledger.resume_job(text)",
 }
 
 
