@@ -172,3 +172,41 @@ def test_the_runner_prunes_every_period(db, counter_job, start_runner) -> None:
 def test_runner_prune_options_are_checked(cli) -> None:
     result = cli("runner", "--prune-every", "1h")
     assert result.code == 2 and "--prune-succeeded" in result.err
+
+
+def test_pause_resume_and_max_running_from_the_cli_with_a_runner(db, cli, counter_job, start_runner) -> None:
+    assert cli("jobs", "pause", "count").out.strip() == "paused count"
+    assert cli("jobs", "pause", "count").out.strip() == "count was paused already"
+    assert cli("jobs", "max-running", "count", "2").out.strip() == "count: at most 2 running"
+    one_line_error(cli("jobs", "pause", "nope"), "unknown_job")
+    assert cli("jobs", "max-running", "count", "0").code == 2  # a usage error, nothing sent
+    db.execute("SELECT jobledger.submit_job('count', '{\"n\": 1}')")
+    runner = start_runner("--concurrency", "2", "--poll-interval", "0.2", worker="w-paused")
+    runnertools.wait_until(lambda: db.execute(
+        "SELECT 1 FROM jobledger.workers WHERE worker = 'w-paused' AND state = 'alive'").fetchone(),
+        what="the runner's row")
+
+    listed = cli("jobs", "list")
+    assert listed.code == 0, listed
+    header, row = listed.out.splitlines()[:2]
+    assert "max running" in header and "paused since" in header
+    assert row.split()[:9] == ["count", db.info.user, "1", "append", "public.landed", "1", "1", "0", "2"]
+    [job] = json.loads(cli("jobs", "list", "--json").out)
+    assert job["max_running"] == 2 and job["paused_at"] is not None
+
+    status = cli("status")
+    assert status.code == 0, status
+    assert "paused jobs       count (since " in status.out and f"by {db.info.user})" in status.out
+    data = json.loads(cli("status", "--json").out)
+    assert [p["job"] for p in data["paused_jobs"]] == ["count"]
+    assert data["queue"] == [{**data["queue"][0], "job": "count", "ready": 1, "running": 0,
+                              "max_running": 2, "paused": True}]
+    assert db.execute("SELECT status FROM jobledger.run").fetchone() == {"status": "pending"}
+
+    assert cli("jobs", "resume", "count").out.strip() == "resumed count"
+    runnertools.wait_until(lambda: db.execute("SELECT status FROM jobledger.run").fetchone()["status"] == "succeeded",
+                           what="the run to succeed once resumed")
+    assert cli("jobs", "max-running", "count", "none").out.strip() == "count: no limit"
+    assert json.loads(cli("status", "--json").out)["paused_jobs"] == []
+    assert json.loads(cli("jobs", "list", "--json").out)[0]["max_running"] is None
+    assert runner.stop() == 0, runner.log()

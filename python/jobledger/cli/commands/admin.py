@@ -48,12 +48,14 @@ def status(as_json: bool, dsn: str | None) -> None:
         workers = conn.execute(common.query("workers")).fetchall()
         queue = conn.execute(common.query("queue")).fetchall()
         oldest = conn.execute(common.query("oldest_pending")).fetchone()
+        paused = conn.execute(common.query("paused_jobs")).fetchall()
     alive = [w for w in workers if w["state"] == "alive"]
     report = {
         "database": server["database"], "server_version": server["server_version"],
         "extension_version": server["extension_version"], "package_version": jobledger.__version__,
         "other_versions_available": server["other_versions_available"],
         "runners_alive": len(alive), "workers": workers, "queue": queue, "oldest_pending": oldest,
+        "paused_jobs": paused,
     }
     if as_json:
         common.print_json(report)
@@ -69,11 +71,15 @@ def status(as_json: bool, dsn: str | None) -> None:
     if oldest:
         out.print(f"[bold]oldest pending[/]    {oldest['id']} ({oldest['job']}), waiting "
                   f"{durations.show(oldest['age'])}")
+    if paused:
+        out.print("[bold]paused jobs[/]       " + ", ".join(
+            f"{p['job']} (since {common.cell_text(p['paused_at'])}, by {p['paused_by']})" for p in paused))
     if workers:
         common.table("runners", ["worker", "state", "host", "pid", "version", "executors", "in flight",
                                  "started", "last heartbeat"], [
             [w["worker"], w["state"], w["hostname"], w["pid"], w["version"], w["concurrency"], w["runs_in_flight"],
              w["started_at"], f"{durations.show(w['heartbeat_age'])} ago"] for w in workers])
     if queue:
-        common.table("queue", ["job", "ready", "scheduled", "running", "oldest pending"], [
-            [q["job"], q["ready"], q["scheduled"], q["running"], q["oldest_pending"]] for q in queue])
+        common.table("queue", ["job", "ready", "scheduled", "running", "max running", "paused", "oldest pending"], [
+            [q["job"], q["ready"], q["scheduled"], q["running"], q["max_running"], "paused" if q["paused"] else "",
+             q["oldest_pending"]] for q in queue])

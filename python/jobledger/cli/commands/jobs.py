@@ -28,11 +28,51 @@ def list_jobs(as_json: bool, dsn: str | None) -> None:
     if as_json:
         common.print_json(found)
         return
-    common.table(None, ["job", "owner", "v", "mode", "destination", "runs", "pending", "running", "ok", "failed",
-                        "last success", "p50", "description"], [
+    common.table(None, ["job", "owner", "v", "mode", "destination", "runs", "pending", "running", "max running",
+                        "paused since", "ok", "failed", "last success", "p50", "description"], [
         [j["name"], j["owner"], j["current_version"], j["mode"], j["destination"], j["runs"], j["pending"],
-         j["running"], j["succeeded"], j["failed"], j["last_success"], j["p50_duration"], j["description"]]
+         j["running"], j["max_running"], j["paused_at"], j["succeeded"], j["failed"], j["last_success"],
+         j["p50_duration"], j["description"]]
         for j in found])
+
+
+@jobs.command("pause")
+@click.argument("name")
+@common.dsn_option
+def pause(name: str, dsn: str | None) -> None:
+    """Pause job NAME: its pending runs are not claimed (running ones
+    finish) and new submits still queue, until `jobs resume`."""
+    with common.connect(dsn, need=(0, 6, 0)) as conn:
+        changed = conn.execute(common.query("pause"), {"name": name}).fetchone()["changed"]
+    click.echo(f"paused {name}" if changed else f"{name} was paused already")
+
+
+@jobs.command("resume")
+@click.argument("name")
+@common.dsn_option
+def resume(name: str, dsn: str | None) -> None:
+    """Resume job NAME: its pending runs are claimed again."""
+    with common.connect(dsn, need=(0, 6, 0)) as conn:
+        changed = conn.execute(common.query("resume"), {"name": name}).fetchone()["changed"]
+    click.echo(f"resumed {name}" if changed else f"{name} was not paused")
+
+
+@jobs.command("max-running")
+@click.argument("name")
+@click.argument("limit", metavar="N|none")
+@common.dsn_option
+def max_running(name: str, limit: str, dsn: str | None) -> None:
+    """At most N runs of job NAME running at once, across every runner
+    (`none`: no limit)."""
+    if limit.lower() == "none":
+        value = None
+    elif limit.isdigit() and int(limit) >= 1:
+        value = int(limit)
+    else:
+        raise click.BadParameter(f"{limit!r} is not a positive whole number nor none", param_hint="N")
+    with common.connect(dsn, need=(0, 6, 0)) as conn:
+        conn.execute(common.query("set_max_running"), {"name": name, "max_running": value})
+    click.echo(f"{name}: at most {value} running" if value else f"{name}: no limit")
 
 
 def _version_definition(job: dict[str, Any], version: dict[str, Any]) -> dict[str, Any]:

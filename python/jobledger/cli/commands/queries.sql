@@ -58,7 +58,11 @@ SELECT jobledger.cancel_run(%(id)s) AS cancelled
 SELECT jobledger.retry_run(%(id)s) AS id
 
 -- name: jobs
+-- max_running and paused_at came with 0.6.0: read through to_jsonb, which
+-- has only the columns there are, they are NULL on older versions.
 SELECT j.name, j.owner, j.description, j.current_version, v.mode, v.destination, v.timeout, v.max_attempts,
+       (pg_catalog.to_jsonb(j) ->> 'max_running')::integer AS max_running,
+       (pg_catalog.to_jsonb(j) ->> 'paused_at')::timestamptz AS paused_at,
        s.runs, s.pending, s.running, s.succeeded, s.failed, s.cancelled, s.last_success, s.last_failure,
        s.p50_duration
   FROM jobledger.job AS j
@@ -114,11 +118,33 @@ SELECT r.job,
        count(*) FILTER (WHERE r.status = 'pending' AND r.run_after <= pg_catalog.now()) AS ready,
        count(*) FILTER (WHERE r.status = 'pending' AND r.run_after > pg_catalog.now()) AS scheduled,
        count(*) FILTER (WHERE r.status = 'running') AS running,
-       min(r.created_at) FILTER (WHERE r.status = 'pending') AS oldest_pending
+       min(r.created_at) FILTER (WHERE r.status = 'pending') AS oldest_pending,
+       -- 0.6.0's, NULL before (as in the block jobs).
+       (SELECT (pg_catalog.to_jsonb(j) ->> 'max_running')::integer
+          FROM jobledger.job AS j WHERE j.name = r.job) AS max_running,
+       coalesce((SELECT pg_catalog.to_jsonb(j) ->> 'paused_at' IS NOT NULL
+                   FROM jobledger.job AS j WHERE j.name = r.job), false) AS paused
   FROM jobledger.run AS r
  WHERE r.status IN ('pending', 'running')
  GROUP BY r.job
  ORDER BY r.job
+
+-- name: paused_jobs
+-- Paused jobs (pause_job, 0.6.0; none before), with or without runs waiting.
+SELECT j.name AS job, (pg_catalog.to_jsonb(j) ->> 'paused_at')::timestamptz AS paused_at,
+       pg_catalog.to_jsonb(j) ->> 'paused_by' AS paused_by
+  FROM jobledger.job AS j
+ WHERE pg_catalog.to_jsonb(j) ->> 'paused_at' IS NOT NULL
+ ORDER BY j.name
+
+-- name: pause
+SELECT jobledger.pause_job(%(name)s) AS changed
+
+-- name: resume
+SELECT jobledger.resume_job(%(name)s) AS changed
+
+-- name: set_max_running
+SELECT jobledger.set_max_running(%(name)s, %(max_running)s)
 
 -- name: oldest_pending
 SELECT r.id, r.job, r.created_at, r.run_after, pg_catalog.now() - r.created_at AS age
