@@ -28,7 +28,8 @@ COMMENT ON FUNCTION jobledger.set_max_running(text, integer) IS
     'At most max_running runs of job are running at once, across every runner (NULL: no limit, the default). Runs running beyond a lowered limit finish. Only the job''s owner (or a member of it) may.';
 GRANT EXECUTE ON FUNCTION jobledger.set_max_running(text, integer) TO PUBLIC;
 
-CREATE OR REPLACE FUNCTION jobledger.pause_job(job text)
+-- pause_job and resume_job: one write, either way.
+CREATE OR REPLACE FUNCTION jobledger_internal.set_paused(job text, pause boolean)
 RETURNS boolean
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -37,13 +38,31 @@ AS $$
 DECLARE
     changed integer;
 BEGIN
-    PERFORM jobledger_internal.owned_job(pause_job.job);
+    PERFORM jobledger_internal.owned_job(set_paused.job);
     UPDATE jobledger.job AS j
-       SET paused_at = pg_catalog.now(), paused_by = jobledger_internal.calling_role(), updated_at = pg_catalog.now()
-     WHERE j.name = pause_job.job AND j.paused_at IS NULL;
+       SET paused_at = CASE WHEN set_paused.pause THEN pg_catalog.now() END,
+           paused_by = CASE WHEN set_paused.pause THEN jobledger_internal.calling_role() END,
+           updated_at = pg_catalog.now()
+     WHERE j.name = set_paused.job AND (j.paused_at IS NULL) = set_paused.pause;
     GET DIAGNOSTICS changed = ROW_COUNT;
+    IF changed > 0 AND NOT set_paused.pause THEN
+        -- Wake the runners, as submit_job does: the job's runs are claimable again.
+        PERFORM pg_catalog.pg_notify('jobledger_runs', set_paused.job);
+    END IF;
     RETURN changed > 0;
 END
+$$;
+COMMENT ON FUNCTION jobledger_internal.set_paused(text, boolean) IS
+    'Internal to pause_job and resume_job: pauses or resumes a job the calling role owns (owned_job); returns whether that changed anything.';
+REVOKE ALL ON FUNCTION jobledger_internal.set_paused(text, boolean) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobledger.pause_job(job text)
+RETURNS boolean
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+    SELECT jobledger_internal.set_paused(pause_job.job, true)
 $$;
 COMMENT ON FUNCTION jobledger.pause_job(text) IS
     'Pauses job: its pending runs are not claimed (runs already running finish) and submit_job still queues new ones, until resume_job. Returns false if it was paused already. Only the job''s owner (or a member of it) may.';
@@ -51,24 +70,11 @@ GRANT EXECUTE ON FUNCTION jobledger.pause_job(text) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobledger.resume_job(job text)
 RETURNS boolean
-LANGUAGE plpgsql
+LANGUAGE sql
 SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
-DECLARE
-    changed integer;
-BEGIN
-    PERFORM jobledger_internal.owned_job(resume_job.job);
-    UPDATE jobledger.job AS j
-       SET paused_at = NULL, paused_by = NULL, updated_at = pg_catalog.now()
-     WHERE j.name = resume_job.job AND j.paused_at IS NOT NULL;
-    GET DIAGNOSTICS changed = ROW_COUNT;
-    IF changed > 0 THEN
-        -- Wake the runners, as submit_job does: the job's runs are claimable again.
-        PERFORM pg_catalog.pg_notify('jobledger_runs', resume_job.job);
-    END IF;
-    RETURN changed > 0;
-END
+    SELECT jobledger_internal.set_paused(resume_job.job, false)
 $$;
 COMMENT ON FUNCTION jobledger.resume_job(text) IS
     'Ends pause_job: the job''s pending runs are claimed again (and runners are notified). Returns false if it was not paused. Only the job''s owner (or a member of it) may.';
