@@ -50,8 +50,6 @@ DECLARE
     busy_destinations text[] := '{}';
     serialised boolean := false;
     got uuid;
-    got_attempt integer;
-    locked record;
     -- A declared cursor is planned for its first rows (cursor_tuple_fraction),
     -- as a claim reads only a few: the plan walks run_claim_idx in order.
     candidates CURSOR (due timestamptz) FOR
@@ -130,32 +128,42 @@ BEGIN
         --    taking right now is skipped, not waited for, so concurrent
         --    runners never block each other nor take the same run.  Locked,
         --    the row is its newest version: it must still be pending and
-        --    due.  (By primary key only: with the status in the WHERE the
-        --    planner may prefer walking run_claim_idx.)
-        SELECT l.status, l.run_after INTO locked FROM jobledger.run AS l
-         WHERE l.id = candidate.id
-           FOR UPDATE SKIP LOCKED;
-        CONTINUE WHEN NOT FOUND OR locked.status <> 'pending' OR locked.run_after > claimed_at;
-        --    Then mark it running: the next attempt, this worker and
-        --    backend, the start time (also the first heartbeat).
-        UPDATE jobledger.run AS r
-           SET status = 'running',
-               attempt = r.attempt + 1,
-               worker = claim_runs.worker,
-               backend_pid = pg_catalog.pg_backend_pid(),
-               backend_start = my_start,
-               started_at = claimed_at,
-               heartbeat_at = claimed_at,
-               cancel_requested = false,
-               -- An attempt reports its own progress (report_progress).
-               rows_written = NULL,
-               progress = NULL
-         WHERE r.id = candidate.id
-        RETURNING r.id, r.attempt INTO got, got_attempt;
+        --    due.  (The lock by primary key only: with the status in its
+        --    WHERE the planner may prefer walking run_claim_idx.)
+        WITH locked AS (
+            SELECT l.id, l.status, l.run_after FROM jobledger.run AS l
+             WHERE l.id = candidate.id
+               FOR UPDATE SKIP LOCKED
+        ),
+        claimed AS (
+            -- Mark it running: the next attempt, this worker and backend,
+            -- the start time (also the first heartbeat).
+            UPDATE jobledger.run AS r
+               SET status = 'running',
+                   attempt = r.attempt + 1,
+                   worker = claim_runs.worker,
+                   backend_pid = pg_catalog.pg_backend_pid(),
+                   backend_start = my_start,
+                   started_at = claimed_at,
+                   heartbeat_at = claimed_at,
+                   cancel_requested = false,
+                   -- An attempt reports its own progress (report_progress).
+                   rows_written = NULL,
+                   progress = NULL
+              FROM locked AS k
+             WHERE r.id = k.id AND k.status = 'pending' AND k.run_after <= claimed_at
+            RETURNING r.id, r.attempt
+        ),
+        opened AS (
+            -- 4. Open the attempt's row in the history.
+            INSERT INTO jobledger.run_attempt (run, attempt, worker, backend_pid, started_at)
+            SELECT c.id, c.attempt, claim_runs.worker, pg_catalog.pg_backend_pid(), claimed_at
+              FROM claimed AS c
+        )
+        SELECT c.id INTO got FROM claimed AS c;
+        CONTINUE WHEN got IS NULL;
         taken := taken || got;
-        -- 4. Open the attempt's row in the history.
-        INSERT INTO jobledger.run_attempt (run, attempt, worker, backend_pid, started_at)
-        VALUES (got, got_attempt, claim_runs.worker, pg_catalog.pg_backend_pid(), claimed_at);
+        got := NULL;
         EXIT WHEN pg_catalog.cardinality(taken) >= claim_runs.max_runs;
     END LOOP;
 

@@ -1,6 +1,6 @@
 """Concurrency control and pause through SQL: set_max_running, pause_job,
 resume_job, and what claim_runs then takes (docs/runner.md, "Concurrency and
-pause").  The same with real runner processes: tests/runner/test_concurrency.py."""
+pause").  The same with real runner processes: tests/runner/test_limits_with_runners.py."""
 
 from __future__ import annotations
 
