@@ -30,7 +30,9 @@ GRANT EXECUTE ON FUNCTION
     jobledger_internal.release_run(uuid, integer, text),
     jobledger.reconcile_orphaned(text, interval),
     jobledger_internal.worker_start(text, text, integer, text, integer, interval),
-    jobledger_internal.worker_beat(text, integer, boolean)
+    jobledger_internal.worker_beat(text, integer, boolean),
+    jobledger_internal.claim_webhook_deliveries(integer),
+    jobledger_internal.record_webhook_attempt(uuid, integer, text, integer)
     TO demo_runner;
 GRANT demo_owner TO demo_runner;
 -- And for destinations outside the database (result, parquet:; 0.4.0).

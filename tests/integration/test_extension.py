@@ -82,6 +82,11 @@ PUBLIC_FUNCTIONS = {
     "jobledger.set_max_running(text,integer)",
     "jobledger.pause_job(text)",
     "jobledger.resume_job(text)",
+    # 0.6.0: webhooks.  set_job_webhook checks the job's owner; the prefix
+    # functions refuse all but superusers.
+    "jobledger.set_job_webhook(text,text)",
+    "jobledger.allow_webhook_prefix(text)",
+    "jobledger.disallow_webhook_prefix(text)",
 }
 
 
@@ -166,6 +171,7 @@ def test_ledger_is_read_only_to_everyone_else_and_row_secured(db: psycopg.Connec
             "jobledger.worker", "jobledger.active_runs", "jobledger.workers",
             "jobledger.job_version_check", "jobledger.refused_versions",
             "jobledger.schedule", "jobledger.schedules", "jobledger.lake_dataset",
+            "jobledger.job_webhook", "jobledger.webhook_prefix", "jobledger.webhook_delivery",
         }
         # Runner processes (names, hosts, pids) are not secret: jobledger.worker
         # is readable by everyone without row-level security.
@@ -223,6 +229,10 @@ API_FUNCTIONS = {
     "jobledger.set_max_running(text,integer)",
     "jobledger.pause_job(text)",
     "jobledger.resume_job(text)",
+    # 0.6.0: webhooks (docs/notifications.md).
+    "jobledger.set_job_webhook(text,text)",
+    "jobledger.allow_webhook_prefix(text)",
+    "jobledger.disallow_webhook_prefix(text)",
 }
 
 

@@ -20,6 +20,8 @@ RUNNER_FUNCTIONS = (
     "jobledger.reconcile_orphaned(text, interval)",
     "jobledger_internal.worker_start(text, text, integer, text, integer, interval)",
     "jobledger_internal.worker_beat(text, integer, boolean)",
+    "jobledger_internal.claim_webhook_deliveries(integer)",
+    "jobledger_internal.record_webhook_attempt(uuid, integer, text, integer)",
 )
 
 

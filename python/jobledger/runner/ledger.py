@@ -123,6 +123,35 @@ def attach(conn: psycopg.Connection, attempt: Attempt) -> None:
     conn.execute(queries.get("attach_run"), attempt.params())
 
 
+# ---- webhooks (runner.webhooks) ------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookDelivery:
+    """A due row of jobledger.webhook_delivery, locked by this transaction."""
+
+    id: uuid.UUID
+    url: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+def claim_webhook_deliveries(conn: psycopg.Connection, max_deliveries: int = 1) -> list[WebhookDelivery]:
+    """claim_webhook_deliveries: due deliveries, locked until ``conn``'s
+    transaction ends (SKIP LOCKED: another runner takes the others)."""
+    with conn.cursor(row_factory=rows.tuple_row) as cur:
+        found = cur.execute(queries.get("claim_webhook_deliveries"), {"max_deliveries": max_deliveries}).fetchall()
+    return [WebhookDelivery(*row) for row in found]
+
+
+def record_webhook_attempt(conn: psycopg.Connection, delivery: uuid.UUID, http_status: int | None,
+                           error: str | None, max_attempts: int) -> str | None:
+    """record_webhook_attempt: 'delivered', 'retry' (after a backoff) or
+    'abandoned'; None if the delivery was settled already."""
+    return _one(conn, queries.get("record_webhook_attempt"), {
+        "delivery": delivery, "http_status": http_status, "error": error, "max_attempts": max_attempts})
+
+
 # ---- the control connection ---------------------------------------------------
 
 

@@ -51,7 +51,7 @@ from psycopg import conninfo as pg_conninfo
 
 import jobledger
 from jobledger.runner import (claim, execute, faults, ledger, listen, observe, outcome, owners, pooling, presence,
-                              queries, session)
+                              queries, session, webhooks)
 
 log = logging.getLogger("jobledger.runner")
 
@@ -91,6 +91,10 @@ class Config:
     prune_keep_last: int | None = None
     # Execute each run on a connection logged in as its job's owner (runner.owners).
     connect_as_owner: bool = False
+    # Deliver job webhooks (runner.webhooks) on a thread of their own.
+    webhooks: bool = True
+    webhook_timeout: float = 10.0  # seconds per POST
+    webhook_max_attempts: int = 10  # then the delivery is abandoned
 
 
 def default_worker() -> str:
@@ -498,10 +502,13 @@ class Runner:
             log.info("metrics on http://%s:%d/metrics", self.config.metrics_address, port)
         control = listen.Control(self)
         pruner = Pruner(self) if self.config.prune_every else None
+        hooks = webhooks.Webhooks(self) if self.config.webhooks else None
         try:
             control.start()
             if pruner is not None:
                 pruner.start()
+            if hooks is not None:
+                hooks.start()
             self.executors = [Executor(self, i) for i in range(self.config.concurrency)]
             for executor in self.executors:
                 executor.start()
@@ -516,6 +523,8 @@ class Runner:
             self.wakeups.wake()
             for executor in self.executors:
                 executor.join()
+            if hooks is not None and hooks.is_alive():
+                hooks.join(self.config.webhook_timeout + 5.0)  # a POST in flight ends, or times out
             if self.pools is not None:
                 self.pools.close()
             control.farewell()

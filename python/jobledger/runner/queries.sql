@@ -194,3 +194,13 @@ SELECT jobledger_internal.emit_attached_output(%(run)s, %(attempt)s, %(worker)s,
 
 -- name: lock_attached_run
 SELECT jobledger_internal.lock_attached_run(%(run)s, %(attempt)s, %(worker)s)
+
+-- ---- webhooks (runner.webhooks): on a connection of their own ----
+
+-- name: claim_webhook_deliveries
+-- Due deliveries, locked until this transaction ends (the POST happens inside it).
+SELECT d.id, d.url, d.payload, d.attempts
+  FROM jobledger_internal.claim_webhook_deliveries(%(max_deliveries)s) AS d
+
+-- name: record_webhook_attempt
+SELECT jobledger_internal.record_webhook_attempt(%(delivery)s, %(http_status)s, %(error)s, %(max_attempts)s)
