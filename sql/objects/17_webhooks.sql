@@ -28,35 +28,29 @@ IMMUTABLE
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
 DECLARE
-    authority text;
+    authority text := (pg_catalog.regexp_match(url, '^https?://([^/?#]*)'))[1];
+    problem text;
+    hint text;
 BEGIN
-    IF url IS NULL OR url = '' THEN
-        RAISE EXCEPTION '% is empty', what
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    problem := CASE
+        WHEN url IS NULL OR url = '' THEN 'is empty'
+        WHEN pg_catalog.length(url) > 2048 THEN 'is longer than 2048 characters'
+        WHEN authority IS NULL THEN 'must start with http:// or https://'
+        WHEN url ~ '[[:space:][:cntrl:]]' THEN 'contains blanks or control characters'
+        WHEN pg_catalog.strpos(authority, '@') > 0 THEN 'must not carry credentials (user:password@)'
+        WHEN authority = '' OR authority ~ '^:' THEN 'has no host'
+    END;
+    IF problem IS NULL THEN
+        RETURN;
     END IF;
-    IF pg_catalog.length(url) > 2048 THEN
-        RAISE EXCEPTION '% is longer than 2048 characters', what
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
-    END IF;
-    IF url !~ '^https?://' THEN
-        RAISE EXCEPTION '% must start with http:// or https://', what
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
-    END IF;
-    IF url ~ '[[:space:][:cntrl:]]' THEN
-        RAISE EXCEPTION '% contains blanks or control characters', what
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument',
-                  HINT = 'Percent-encode them.';
-    END IF;
-    authority := (pg_catalog.regexp_match(url, '^https?://([^/?#]*)'))[1];
-    IF pg_catalog.strpos(authority, '@') > 0 THEN
-        RAISE EXCEPTION '% must not carry credentials (user:password@)', what
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument',
-                  HINT = 'jobledger.job_webhook is readable by everyone who sees the job; authenticate with a secret path instead, under an allowed prefix.';
-    END IF;
-    IF authority = '' OR authority ~ '^:' THEN
-        RAISE EXCEPTION '% has no host', what
-            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
-    END IF;
+    hint := CASE
+        WHEN problem LIKE 'contains%' THEN 'Percent-encode them.'
+        WHEN problem LIKE '%credentials%' THEN
+            'jobledger.job_webhook is readable by everyone who sees the job; authenticate with a secret path instead, under an allowed prefix.'
+        ELSE 'For example https://hooks.example.com/jobledger/nightly (at most 2048 characters).'
+    END;
+    RAISE EXCEPTION '% %', what, problem
+        USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument', HINT = hint;
 END
 $$;
 COMMENT ON FUNCTION jobledger_internal.check_webhook_url(text, text) IS
