@@ -6,6 +6,7 @@ like their runs."""
 
 from __future__ import annotations
 
+import datetime
 import http.server
 import json
 import signal
@@ -259,3 +260,25 @@ def test_a_role_sees_only_deliveries_of_runs_it_may_see(db, hook, make_role, con
     with pytest.raises(psycopg.Error) as caught:
         stranger.execute("SELECT jobledger.set_job_webhook('mine', NULL)")
     assert dbtools.category(caught.value) == "unknown_job"
+
+
+def test_a_runner_role_with_the_documented_grants_delivers(db, sleepy, hook, make_role, start_runner) -> None:
+    from test_modes import RUNNER_FUNCTIONS
+
+    granted, bare = make_role("runner"), make_role("bare")
+    db.execute(f"GRANT EXECUTE ON FUNCTION {', '.join(RUNNER_FUNCTIONS)} TO {granted}, {bare}")
+    db.execute(f"REVOKE EXECUTE ON FUNCTION jobledger_internal.claim_webhook_deliveries(integer),"
+               f" jobledger_internal.record_webhook_attempt(uuid, integer, text, integer) FROM {bare}")
+    with_webhook(db, hook)
+    run = runnertools.submit(db, "sleepy", {"n": 1}, run_after=datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc))
+    db.execute("SELECT jobledger.cancel_run(%s)", (run,))  # a terminal state no runner executed
+    without = start_runner(user=bare, worker="bare")
+    runnertools.wait_until(lambda: "webhooks are not delivered by this runner" in without.log(),
+                           what="the runner without the grants to say so")
+    [row] = deliveries(db)
+    assert row["attempts"] == 0 and hook.requests == []
+    assert without.stop() == 0, without.log()
+    runner = start_runner(user=granted, worker="granted")
+    [row] = delivered(db, 1)
+    assert row["delivered_at"] is not None and len(hook.requests) == 1
+    assert runner.stop() == 0, runner.log()
