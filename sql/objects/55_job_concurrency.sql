@@ -47,7 +47,7 @@ BEGIN
     GET DIAGNOSTICS changed = ROW_COUNT;
     IF changed > 0 AND NOT set_paused.pause THEN
         -- Wake the runners, as submit_job does: the job's runs are claimable again.
-        PERFORM pg_catalog.pg_notify('jobledger_runs', set_paused.job);
+        PERFORM pg_catalog.pg_notify('jobledger_runs', '');  -- no job name: any role may LISTEN
     END IF;
     RETURN changed > 0;
 END

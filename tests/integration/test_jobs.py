@@ -99,7 +99,8 @@ def test_submit_notifies_runners(tables, connect) -> None:
     listener.execute("LISTEN jobledger_runs")
     submit(tables, params='{"day": "2026-11-01"}')
     notes = list(listener.notifies(timeout=5, stop_after=1))
-    assert [n.payload for n in notes] == ["daily_rollup"]
+    # No job name: any role may LISTEN, and which jobs exist is not everyone's to know.
+    assert [n.payload for n in notes] == [""]
 
 
 @pytest.mark.parametrize("params, category", [
