@@ -136,10 +136,12 @@ class WebhookDelivery:
     attempts: int
 
 
-def claim_webhook_deliveries(conn: psycopg.Connection, max_deliveries: int = 1) -> list[WebhookDelivery]:
+def claim_webhook_deliveries(conn: psycopg.Connection, hold: float, max_deliveries: int = 1) -> list[WebhookDelivery]:
     """claim_webhook_deliveries: due deliveries, locked until ``conn``'s
-    transaction ends (SKIP LOCKED: another runner takes the others)."""
+    transaction ends (SKIP LOCKED: another runner takes the others), which
+    the server ends after ``hold`` seconds idle (a frozen runner's)."""
     with conn.cursor(row_factory=rows.tuple_row) as cur:
+        cur.execute(queries.get("webhook_hold"), {"hold_ms": str(int(hold * 1000))})
         found = cur.execute(queries.get("claim_webhook_deliveries"), {"max_deliveries": max_deliveries}).fetchall()
     return [WebhookDelivery(*row) for row in found]
 

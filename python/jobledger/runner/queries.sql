@@ -197,6 +197,13 @@ SELECT jobledger_internal.lock_attached_run(%(run)s, %(attempt)s, %(worker)s)
 
 -- ---- webhooks (runner.webhooks): on a connection of their own ----
 
+-- name: webhook_hold
+-- In the delivery's transaction, before the claim: a runner frozen during
+-- its POST (SIGSTOP, a hung machine) loses its transaction, and the row's
+-- lock with it, this long after the POST's timeout, whatever the server's
+-- idle_in_transaction_session_timeout (which could also cut a slow POST short).
+SELECT pg_catalog.set_config('idle_in_transaction_session_timeout', %(hold_ms)s, true)
+
 -- name: claim_webhook_deliveries
 -- Due deliveries, locked until this transaction ends (the POST happens inside it).
 SELECT d.id, d.url, d.payload, d.attempts

@@ -35,6 +35,9 @@ if typing.TYPE_CHECKING:
 log = logging.getLogger("jobledger.runner")
 
 RESPONSE_BYTES = 64 * 1024  # read (and ignore) at most this much of an answer
+# Seconds past the POST's timeout after which the server ends a delivery's
+# transaction left idle (its runner frozen): the delivery is then free again.
+HOLD_MARGIN = 20.0
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -111,7 +114,7 @@ class Webhooks(threading.Thread):
         """Claim one due delivery, POST it, record the attempt; whether there was one."""
         config = self.runner.config
         with conn.transaction():
-            claimed = ledger.claim_webhook_deliveries(conn, 1)
+            claimed = ledger.claim_webhook_deliveries(conn, config.webhook_timeout + HOLD_MARGIN, 1)
             if not claimed:
                 return False
             delivery = claimed[0]
