@@ -166,6 +166,21 @@ def test_a_missing_table_without_create_if_missing(db, lake_dir, start_runner) -
     assert (row["status"], row["error_category"]) == ("failed", "destination_missing"), row
 
 
+def test_first_runs_into_a_new_table_at_once_both_land(db, lake_dir, start_runner) -> None:
+    """Two runs claimed together both find the table missing; the second to
+    commit must append to the table the first created, not fail."""
+    uri = str(lake_dir / "fresh")
+    runnertools.define(db, "slow", "SELECT CAST({n} AS bigint) AS n FROM (SELECT pg_sleep(0.5)) AS pause",
+                       f"delta:{uri}?create_if_missing=true", params={"n": {"type": "bigint"}})
+    runs = [runnertools.submit(db, "slow", {"n": n}) for n in (1, 2, 3)]
+    _drain(start_runner, "--concurrency", "3")
+    rows = [dbtools.run_row(db, run) for run in runs]
+    assert sorted((r["status"], r["attempt"], r["snapshot_id"]) for r in rows) == [
+        ("succeeded", 1, "0"), ("succeeded", 1, "1"), ("succeeded", 1, "2")], rows
+    table = deltalake.DeltaTable(uri)
+    assert sorted(table.to_pyarrow_table().column("n").to_pylist()) == [1, 2, 3]
+
+
 def test_schema_mismatch_at_submit_from_the_registry(db, lake_dir, start_runner) -> None:
     uri = str(lake_dir / "ds")
     target = f"delta:{uri}?create_if_missing=true"

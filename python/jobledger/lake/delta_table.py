@@ -183,12 +183,16 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
           run: str, attempt: int, mode: str = "append", create_if_missing: bool = False,
           partition_by: collections.abc.Sequence[str] = (), merge_keys: collections.abc.Sequence[str] = (),
           storage: dict[str, str] | None = None, progress: Progress | None = None,
-          before_write: Callable[[], None] | None = None) -> Commit:
+          before_write: Callable[[], None] | None = None,
+          before_create: Callable[[], None] | None = None) -> Commit:
     """Write ``batches`` as one commit of ``run`` (one new version).
 
     An earlier commit of the run is returned without reading a batch.  The
     table is checked (``destination_missing``, ``schema_mismatch``) before
     ``before_write`` (the runner takes its fence there) and the first batch.
+    A missing table that may be created is looked up again after
+    ``before_create`` (the runner serialises creators there), so that of two
+    first runs the second appends to the table the first created.
     """
     if mode not in MODES:
         raise errors.JobledgerError("invalid_argument", f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -202,6 +206,9 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
     if missing:
         raise errors.JobledgerError(
             "schema_mismatch", f"the delta destination names columns the query does not produce: {', '.join(missing)}")
+    if table is None and create_if_missing and before_create is not None:
+        before_create()
+        table = open_table(uri, storage)
     if table is None:
         _check_creatable(uri, create_if_missing, storage)
         target = arrow_schema.schema(produced)

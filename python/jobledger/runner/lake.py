@@ -281,7 +281,8 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
                 target.uri, result.schema, _until(deadline, result.batches), run=str(run.id),
                 attempt=run.attempt, mode=run.mode, create_if_missing=target.create_if_missing,
                 partition_by=target.partition_by, merge_keys=target.merge_keys, storage=storage,
-                progress=progress.report, before_write=lambda: _fence_held(conn, run, worker, calls))
+                progress=progress.report, before_write=lambda: _fence_held(conn, run, worker, calls),
+                before_create=lambda: conn.execute(queries.get("lake_create_lock"), {"uri": target.uri}))
         conn.execute(queries.get("reset_role"))
         faults.exit_now("exit-after-publish")
         try:

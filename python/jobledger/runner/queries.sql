@@ -64,6 +64,13 @@ SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql,
        c.primary_key, c.created_at, c.started_at
   FROM jobledger_internal.claim_runs(%(worker)s, %(max_runs)s) AS c
 
+-- name: lake_create_lock
+-- Runs that find their lake table missing and may create it take this lock
+-- (to the end of the run's transaction) and look again: two first runs into
+-- one new table would otherwise both commit its version 0, and one would
+-- fail.  Every runner shares the database, so this serialises them all.
+SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('jobledger.lake create ' || %(uri)s, 0))
+
 -- name: run_context
 -- The start of a run's transaction: everything LOCAL, so it ends with it.
 -- The job owner's role; its timeout (0: none); the search_path the template
