@@ -26,7 +26,9 @@ SELECT r.id,
        -- 0.5.0: what ran and how it ended, for psql users.
        r.rendered_sql,
        r.error_sqlstate,
-       r.idempotency_key
+       r.idempotency_key,
+       -- 0.6.0: the dataset or table version a lake run committed (time travel).
+       r.snapshot_id
   FROM jobledger.run AS r;
 COMMENT ON VIEW jobledger.runs IS
     'Runs with friendly columns: duration of the current or last attempt, time queued, outcome. Newest first with ORDER BY created_at DESC. Shows the runs the querying role may see.';
