@@ -6,13 +6,16 @@
 set -eu
 cd "$(dirname "$0")/.."
 db=${DEMO_DB:-jobledger_demo}
+# The demo's lake: a Delta table the runner writes (absolute, started over too).
+lake=${DEMO_LAKE:-$PWD/build/demo-lake}
 psql="psql -X -q -v ON_ERROR_STOP=1"
 
 echo "== jobledger demo in database $db"
 $psql -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+rm -rf "$lake" && mkdir -p "$lake"
 
-echo "== Sample data, three jobs (append, overwrite, merge), runs submitted"
-$psql -d "$db" -f demo/setup.sql
+echo "== Sample data, jobs (append, overwrite, merge, result, a Delta table), runs submitted"
+$psql -d "$db" -v lake="$lake" -f demo/setup.sql
 
 echo "== jobledger runner --drain (as demo_runner)"
 # --set-role: one machine, one trusted owner; production runners use
@@ -21,5 +24,8 @@ echo "== jobledger runner --drain (as demo_runner)"
     --dsn "dbname=$db user=demo_runner"
 
 $psql -d "$db" -f demo/ledger.sql
+echo
+echo "== The Delta table's versions, read back with deltalake (demo/read_lake.py)"
+.venv/bin/python demo/read_lake.py "$lake/region_revenue" "dbname=$db"
 echo
 echo "Connect with: psql -h ${PGHOST:-localhost} -p ${PGPORT:-5432} -U ${PGUSER:-$(id -un)} $db"

@@ -3,7 +3,7 @@
 \pset footer off
 \echo
 \echo '== The ledger: jobledger.runs'
-SELECT job, status, attempt, rows_written, worker,
+SELECT job, status, attempt, rows_written, snapshot_id, worker,
        round(extract(epoch FROM duration) * 1000, 1) AS ms, error_category, error, parameters
   FROM jobledger.runs ORDER BY created_at;
 \echo '== Attempts: jobledger.run_attempt'

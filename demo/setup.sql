@@ -1,4 +1,4 @@
--- jobledger demo, part 1: roles, sample data, three jobs, some runs.
+-- jobledger demo, part 1: roles, sample data, the jobs, some runs.
 -- Run by demo/demo.sh in a fresh database jobledger_demo (psql, as a superuser).
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
@@ -91,7 +91,12 @@ GRANT INSERT ON reports.big_orders TO demo_owner;
 GRANT INSERT, DELETE ON reports.daily_revenue TO demo_owner;
 GRANT SELECT, INSERT, UPDATE ON reports.customer_totals TO demo_owner;
 
--- Three jobs, owned by demo_owner.
+-- A lake table: the demo's Delta table lives in :'lake' (demo.sh passes an
+-- absolute directory).  The runner writes it, so its owner is allowed to
+-- write lake tables there.
+GRANT pg_write_server_files TO demo_owner;
+
+-- The jobs, owned by demo_owner.
 SET ROLE demo_owner;
 
 -- append, with typed parameters: a day's orders above an amount.
@@ -130,6 +135,18 @@ SELECT jobledger.define_job('top_customers',
     'result', params => '{"n": {"type": "integer"}}',
     description => 'The best customers, kept with the run');
 
+-- delta: a Delta Lake table of paid revenue per region and day, one commit
+-- (one table version, the run's snapshot_id) per run; demo/read_lake.py
+-- reads every version back with deltalake.
+SELECT jobledger.define_job('region_revenue',
+    $$SELECT CAST({day} AS date) AS day, c.region, count(*) AS orders, sum(o.amount) AS revenue
+        FROM shop.orders AS o JOIN shop.customers AS c ON c.id = o.customer_id
+       WHERE o.status = 'paid' AND o.ordered_at >= {day} AND o.ordered_at < CAST({day} AS date) + 1
+       GROUP BY c.region$$,
+    'delta:' || :'lake' || '/region_revenue?create_if_missing=true&partition_by=day',
+    params => '{"day": {"type": "date"}}',
+    description => 'Paid revenue per region and day, in a Delta table');
+
 SELECT jobledger.grant_job('big_orders', 'demo_analyst');
 RESET ROLE;
 
@@ -159,4 +176,6 @@ SET ROLE demo_owner;
 SELECT jobledger.submit_job('daily_revenue') AS daily_revenue;
 SELECT jobledger.submit_job('customer_totals', '{"since": "2026-11-01T00:00:00Z"}') AS customer_totals;
 SELECT jobledger.submit_job('top_customers', '{"n": 3}') AS top_customers;
+SELECT jobledger.submit_job('region_revenue', '{"day": "2026-11-01"}') AS region_revenue_nov_1;
+SELECT jobledger.submit_job('region_revenue', '{"day": "2026-11-02"}') AS region_revenue_nov_2;
 RESET ROLE;
