@@ -282,3 +282,12 @@ def test_a_runner_role_with_the_documented_grants_delivers(db, sleepy, hook, mak
     [row] = delivered(db, 1)
     assert row["delivered_at"] is not None and len(hook.requests) == 1
     assert runner.stop() == 0, runner.log()
+
+
+def test_a_draining_runner_delivers_the_webhooks_of_its_runs_before_exiting(db, sleepy, hook, start_runner) -> None:
+    with_webhook(db, hook)
+    runs = [runnertools.submit(db, "sleepy", {"n": n}) for n in (1, 2)]
+    runner = start_runner("--drain", "--poll-interval", "30")  # the thread alone would not get to them
+    assert runner.wait() == 0, runner.log()
+    assert sorted(body["run"] for body in hook.bodies()) == sorted(str(run) for run in runs)
+    assert [(r["attempts"], r["delivered_at"] is not None) for r in deliveries(db)] == [(1, True), (1, True)]

@@ -503,6 +503,7 @@ class Runner:
         control = listen.Control(self)
         pruner = Pruner(self) if self.config.prune_every else None
         hooks = webhooks.Webhooks(self) if self.config.webhooks else None
+        drained = False
         try:
             control.start()
             if pruner is not None:
@@ -513,6 +514,7 @@ class Runner:
             for executor in self.executors:
                 executor.start()
             control.serve()
+            drained = not self.stopping.is_set()  # the executors ran out of runs (--drain)
         except psycopg.OperationalError as exc:
             raise StartupError(f"cannot start: {str(exc).strip()}", "connection_failed") from exc
         except Exception as exc:  # noqa: BLE001 - the control loop failed: stop, say so, exit non-zero
@@ -525,6 +527,8 @@ class Runner:
                 executor.join()
             if hooks is not None and hooks.is_alive():
                 hooks.join(self.config.webhook_timeout + 5.0)  # a POST in flight ends, or times out
+            if hooks is not None and self.config.drain and drained and self.failed is None and not hooks.is_alive():
+                hooks.flush(self.config.grace)  # --drain: the webhooks of the runs it ran go out now
             if self.pools is not None:
                 self.pools.close()
             control.farewell()

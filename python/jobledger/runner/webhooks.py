@@ -10,6 +10,11 @@ abandoned after ``max_attempts``.  A runner that dies mid-POST aborts the
 transaction and the row is delivered later by any runner: at least once, so
 receivers deduplicate on the ``X-Jobledger-Delivery`` header.
 
+A runner started with ``--drain`` delivers, once it has drained, every
+delivery due by then (one attempt each, within its grace period) before it
+exits: a batch runner's runs announce their end without another runner.
+An attempt that fails waits for its backoff and the next runner.
+
 The POST uses the standard library: a JSON body, a short timeout, no proxies
 from the environment and no redirects followed (a 3xx is a failed attempt).
 """
@@ -20,6 +25,7 @@ import http.client
 import json
 import logging
 import threading
+import time
 import typing
 import urllib.error
 import urllib.request
@@ -109,6 +115,22 @@ class Webhooks(threading.Thread):
         finally:
             if conn is not None:
                 conn.close()
+
+    def flush(self, within: float) -> int:
+        """The last pass of a drained runner (the thread has stopped): every
+        delivery due now, one attempt each, for at most ``within`` seconds;
+        how many were attempted."""
+        attempted = 0
+        deadline = time.monotonic() + within
+        try:
+            with self.runner.connect(f"jobledger webhooks {self.runner.worker}") as conn:
+                while time.monotonic() < deadline and self.deliver_one(conn):
+                    attempted += 1
+        except psycopg.errors.InsufficientPrivilege:
+            pass  # said by the thread already
+        except psycopg.Error as exc:
+            log.warning("webhook delivery before exiting: %s", (exc.diag.message_primary or str(exc)).strip())
+        return attempted
 
     def deliver_one(self, conn: psycopg.Connection) -> bool:
         """Claim one due delivery, POST it, record the attempt; whether there was one."""
