@@ -153,3 +153,24 @@ def test_two_runners_committing_to_one_table_both_land(db, s3_server, bucket, st
     assert sorted(r["snapshot_id"] for r in rows) == ["0", "1", "2"]
     table = deltalake.DeltaTable(uri, storage_options=_storage(s3_server))
     assert sorted(table.to_pyarrow_table().column("n").to_pylist()) == sorted([1, 2, 1, 2, 3, 1, 2, 3, 4])
+
+
+def test_an_unreachable_store_is_retried_and_the_retry_commits_once(db, s3_server, bucket, start_runner,
+                                                                     monkeypatch) -> None:
+    """storage_error (here: nothing listens at the endpoint) is worth another
+    attempt; the retry, with the store back, commits one version."""
+    uri = f"s3://{bucket}/outage"
+    runnertools.define(db, "outage", "SELECT 1 AS n", f"delta:{uri}?create_if_missing=true", max_attempts=2)
+    run = runnertools.submit(db, "outage")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    _drain(start_runner, "--retry-backoff", "600")
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["attempt"], row["error_category"]) == ("pending", 1, "storage_error"), row
+    assert row["run_after"] > db.execute("SELECT now() + interval '5 minutes' AS t").fetchone()["t"]
+    db.execute("UPDATE jobledger.run SET run_after = now() WHERE id = %s", (run,))  # the backoff, skipped
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server["AWS_ENDPOINT_URL"])
+    _drain(start_runner)
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["attempt"], row["snapshot_id"]) == ("succeeded", 2, "0"), row
+    table = deltalake.DeltaTable(uri, storage_options=_storage(s3_server))
+    assert (table.version(), table.to_pyarrow_table().column("n").to_pylist()) == (0, [1])

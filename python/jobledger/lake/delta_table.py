@@ -288,6 +288,7 @@ def _check_creatable(uri: str, create_if_missing: bool, storage: dict[str, str] 
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_HTTP_403 = re.compile(r"(?<![\w.])403(?![\w.])")
 
 
 def storage_failure(uri: str, exc: BaseException) -> errors.JobledgerError:
@@ -296,8 +297,10 @@ def storage_failure(uri: str, exc: BaseException) -> errors.JobledgerError:
     lowered = text.lower()
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket does not" in lowered:
         return errors.JobledgerError("destination_missing", f"the bucket of the delta table {uri} does not exist: {text}")
-    if any(word in lowered for word in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden",
-                                        "403", "permission denied", "missing credentials", "no credentials")):
+    # (403 as a word: the text also holds durations such as "in 2.540310403s")
+    if _HTTP_403.search(text) or any(word in lowered for word in (
+            "invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "permission denied",
+            "missing credentials", "no credentials")):
         return errors.JobledgerError(
             "permission_denied", f"the runner's credentials may not write the delta table {uri}: {text}",
             hint="The runner reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_REGION, AWS_ENDPOINT_URL) "

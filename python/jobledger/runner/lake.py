@@ -149,7 +149,8 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
         return outcome.database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000,
                                       backoff, releasing, runner_conn=runner_conn)
     except errors.JobledgerError as exc:
-        failure = outcome.Failure(exc.message, exc.sqlstate, exc.category, retry=False)
+        failure = outcome.Failure(exc.message, exc.sqlstate, exc.category,
+                                  retry=exc.category in outcome.TRANSIENT_CATEGORIES)
     except TimedOut:
         failure = outcome.Failure(f"timed out after {run.timeout_ms} ms", "57014", "timeout", retry=False)
     except PermissionError as exc:

@@ -28,6 +28,12 @@ TRANSIENT_SQLSTATES = frozenset({
     "57P03",  # cannot_connect_now
 })
 TRANSIENT_CLASSES = frozenset({"08"})  # connection exceptions
+# jobledger's own categories worth another attempt: an object store that
+# failed in a way not known to be permanent (unreachable, 5xx, a commit
+# conflict delta-rs gave up on).  A missing bucket (destination_missing) or
+# refused credentials (permission_denied) are not retried.  The retry asks
+# the table first, so a write that did commit is never made twice.
+TRANSIENT_CATEGORIES = frozenset({"storage_error"})
 LOST_CONNECTION_SQLSTATE = "08006"  # connection_failure, when the server said nothing
 
 
