@@ -87,6 +87,12 @@ PUBLIC_FUNCTIONS = {
     "jobledger.set_job_webhook(text,text)",
     "jobledger.allow_webhook_prefix(text)",
     "jobledger.disallow_webhook_prefix(text)",
+    # 0.6.0: lake grants (docs/security.md).  The prefix functions refuse all
+    # but superusers; lake_write_allowed tells what the readable grants say
+    # (define_job asks it as its caller, the runner as its own role).
+    "jobledger.allow_lake_prefix(name,text)",
+    "jobledger.disallow_lake_prefix(name,text)",
+    "jobledger_internal.lake_write_allowed(name,text)",
 }
 
 
@@ -172,6 +178,7 @@ def test_ledger_is_read_only_to_everyone_else_and_row_secured(db: psycopg.Connec
             "jobledger.job_version_check", "jobledger.refused_versions",
             "jobledger.schedule", "jobledger.schedules", "jobledger.lake_dataset",
             "jobledger.job_webhook", "jobledger.webhook_prefix", "jobledger.webhook_delivery",
+            "jobledger.lake_grant", "jobledger.lake_grants",
         }
         # Runner processes (names, hosts, pids) are not secret: jobledger.worker
         # is readable by everyone without row-level security.
@@ -233,6 +240,9 @@ API_FUNCTIONS = {
     "jobledger.set_job_webhook(text,text)",
     "jobledger.allow_webhook_prefix(text)",
     "jobledger.disallow_webhook_prefix(text)",
+    # 0.6.0: lake grants (docs/security.md).
+    "jobledger.allow_lake_prefix(name,text)",
+    "jobledger.disallow_lake_prefix(name,text)",
 }
 
 

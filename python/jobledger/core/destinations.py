@@ -147,27 +147,7 @@ def parse(destination: str) -> Table | Result | Parquet | Delta:
 def _parse_delta(destination: str) -> Delta:
     spec = destination[len(DELTA_PREFIX):]
     location, _, query = spec.partition("?")
-    if "\x00" in location or any(part in (".", "..") for part in location.split("/")):
-        raise errors.JobledgerError(
-            "invalid_argument", f"the delta destination {destination!r} must be a plain location"
-                                " (no . or .. components)")
-    if location.startswith("s3://"):
-        bucket, _, prefix = location[len("s3://"):].partition("/")
-        if not bucket or not prefix.strip("/") or "//" in prefix.strip("/"):
-            raise errors.JobledgerError(
-                "invalid_argument",
-                f"the delta destination {destination!r} needs a bucket and a prefix, e.g. delta:s3://lake/sales")
-        uri = f"s3://{bucket}/{prefix.strip('/')}"
-    elif location.startswith("/"):
-        uri = posixpath.normpath(location)
-        if uri == "/":
-            raise errors.JobledgerError("invalid_argument", "a delta table cannot be the root directory")
-    else:
-        raise errors.JobledgerError(
-            "invalid_argument",
-            f"the delta destination {destination!r} needs an absolute directory or an s3:// location, "
-            "e.g. delta:/data/sales or delta:s3://lake/sales",
-        )
+    uri = lake_uri(location, f"the delta destination {destination!r}", example="delta:")
     flags: dict[str, bool] = {}
     lists: dict[str, tuple[str, ...]] = {}
     for key, value in _options(destination, query):
@@ -187,6 +167,36 @@ def _parse_delta(destination: str) -> Delta:
             )
     return Delta(uri, flags.get("create_if_missing", False), lists.get("partition_by", ()),
                  lists.get("merge_keys", ()))
+
+
+def lake_uri(location: str, what: str, *, example: str = "", whole_bucket: bool = False) -> str:
+    """The normalised form of a lake location: an absolute local directory
+    (``posixpath.normpath``, never ``/``) or ``s3://bucket/prefix`` (no
+    trailing ``/``); ``invalid_argument`` naming ``what`` otherwise.
+
+    Lake destinations (``delta:``, ``lance:``) and the owners' write grants
+    (``lake_grants.prefix``) go through this one rule, so a grant and a destination
+    that name the same place are the same string.  ``whole_bucket`` also
+    accepts ``s3://bucket`` (a grant on a whole bucket)."""
+    if "\x00" in location or any(part in (".", "..") for part in location.split("/")):
+        raise errors.JobledgerError(
+            "invalid_argument", f"{what} must be a plain location (no . or .. components)")
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[len("s3://"):].partition("/")
+        if not bucket or (not whole_bucket and not prefix.strip("/")) or "//" in prefix.strip("/"):
+            raise errors.JobledgerError(
+                "invalid_argument", f"{what} needs a bucket and a prefix, e.g. {example}s3://lake/sales")
+        return f"s3://{bucket}/{prefix.strip('/')}" if prefix.strip("/") else f"s3://{bucket}"
+    if location.startswith("/"):
+        # normpath keeps a leading "//" (POSIX leaves its meaning open): one "/".
+        uri = "/" + posixpath.normpath(location).lstrip("/")
+        if uri == "/":
+            raise errors.JobledgerError("invalid_argument", f"{what} cannot be the root directory")
+        return uri
+    raise errors.JobledgerError(
+        "invalid_argument",
+        f"{what} needs an absolute directory or an s3:// location, e.g. {example}/data/sales or {example}s3://lake/sales",
+    )
 
 
 def _options(destination: str, query: str) -> list[tuple[str, str]]:

@@ -78,7 +78,7 @@ import pyarrow
 from psycopg import conninfo as pg_conninfo
 from psycopg import rows, sql
 
-from jobledger.core import dataset_manifest, destinations, errors
+from jobledger.core import dataset_manifest, destinations, errors, lake_grants
 from jobledger.lake import arrow_batches, ipc_result, parquet_dataset
 from jobledger.runner import claim, faults, ledger, outcome, queries, session
 
@@ -261,7 +261,10 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
     the end of the transaction: meanwhile cancel_run waits (the job's timeout
     bounds the write) and a lease takeover passes the run by.  A retry asks
     the table first (``find_commit``: the run's app transaction) and only
-    records the version an earlier attempt committed."""
+    records the version an earlier attempt committed (even if the owner's
+    grant was taken back since: the write happened).  Otherwise the owner's
+    right to write the location (``check_lake_writer``) is asked before the
+    query runs and again under the fence, right before delta-rs writes."""
     from jobledger.lake import delta_table  # deltalake only for delta: runs
 
     storage = delta_table.storage_options(target.uri)
@@ -272,6 +275,9 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
         _record_earlier(conn, run, worker, calls, lambda: _record_delta(calls, run, worker, target, earlier))
         return earlier.rows_written
 
+    # The owner's right to write here (core.lake_grants), before the table is
+    # read (a refusal tells nothing of it) and again under the fence.
+    check_lake_writer(calls.runner_conn, run, target.uri)
     with conn.transaction():
         settings = _settings(calls.runner_conn)
         conn.execute(queries.get("run_context"), run.context())
@@ -282,7 +288,7 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
                 target.uri, result.schema, _until(deadline, result.batches), run=str(run.id),
                 attempt=run.attempt, mode=run.mode, create_if_missing=target.create_if_missing,
                 partition_by=target.partition_by, merge_keys=target.merge_keys, storage=storage,
-                progress=progress.report, before_write=lambda: _fence_held(conn, run, worker, calls),
+                progress=progress.report, before_write=lambda: _fence_held(conn, run, worker, calls, target.uri),
                 before_create=lambda: conn.execute(queries.get("lake_create_lock"), {"uri": target.uri}))
         conn.execute(queries.get("reset_role"))
         faults.exit_now("exit-after-publish")
@@ -293,11 +299,25 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
     return commit.rows_written
 
 
-def _fence_held(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls: Calls) -> None:
-    """lock_run as the runner, then the owner's role again for the rest of the read."""
+def _fence_held(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls: Calls, uri: str) -> None:
+    """lock_run as the runner, the owner's right to write ``uri``, then the
+    owner's role again for the rest of the read."""
     conn.execute(queries.get("reset_role"))
     calls.lock(run, worker)
+    check_lake_writer(calls.runner_conn, run, uri)
     conn.execute(queries.get("run_context"), run.context())
+
+
+def check_lake_writer(conn: psycopg.Connection, run: claim.ClaimedRun, uri: str) -> None:
+    """Refuse (permission_denied: the run fails, not retried) to write the
+    lake location ``uri`` for an owner who may no longer (core.lake_grants):
+    a grant taken back after submit_job.  Call it, as the runner's role on
+    ``conn``, after the fence and before the first byte is written, for
+    every lake destination (delta:, lance:)."""
+    with conn.cursor(row_factory=rows.dict_row) as cur:
+        row = cur.execute(queries.get("lake_write_allowed"), {"owner": run.owner, "uri": uri}).fetchone()
+    if not (row and row["ok"]):
+        raise lake_grants.refused(run.job, run.owner, uri, when=" (checked by the runner before writing)")
 
 
 def _record_delta(calls: Calls, run: claim.ClaimedRun, worker: str, target: destinations.Delta, commit: Any) -> None:

@@ -155,6 +155,12 @@ SELECT jobledger_internal.heartbeat(%(worker)s, %(runs)s::uuid[]) AS touched
 -- name: reconcile_orphaned
 SELECT jobledger.reconcile_orphaned(%(reason)s, %(lease)s) AS changed
 
+-- name: lake_write_allowed
+-- Whether the run's owner may write the lake location it is about to write
+-- (runner.lake.check_lake_writer, right before writing; the grants may have
+-- changed since submit_job asked the same).  Executable by every role.
+SELECT jobledger_internal.lake_write_allowed(%(owner)s, %(uri)s) AS ok
+
 -- name: lake_settings
 -- What the database says about result and parquet runs, from the runner's
 -- own session (ALTER DATABASE/ROLE ... SET jobledger.result_max_bytes = '16MB'):

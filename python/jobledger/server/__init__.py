@@ -114,3 +114,11 @@ def next_tick(plpy: Any, schedule: str, after: str, time_zone: str) -> str | Non
 
     found = cron.next_tick(schedule, datetime.datetime.fromisoformat(after), time_zone)
     return None if found is None else found.isoformat()
+
+
+@entry_point
+def lake_prefix(plpy: Any, prefix: str | None) -> str:
+    """jobledger.allow_lake_prefix's prefix, normalised like lake destinations (invalid_argument otherwise)."""
+    from jobledger.core import lake_grants
+
+    return lake_grants.prefix(prefix or "")

@@ -1,4 +1,4 @@
-"""Preflight for destinations outside the database: ``result`` and ``parquet:<directory>``.
+"""Preflight for destinations outside the database: ``result``, ``parquet:<directory>``, ``delta:<uri>``.
 
 Runs in the server (PL/Python, inside define_job's and submit_job's SECURITY
 DEFINER entry points), so it imports only pure Python (``arrow_types``,
@@ -8,6 +8,9 @@ DEFINER entry points), so it imports only pure Python (``arrow_types``,
   (``unsupported_type``, naming every refused column: since every type
   has a text form, only arrays declared with more than one dimension) and a name of its own
   (Arrow and Parquet readers address columns by name).
+* ``delta:`` (and any lake location): the job's owner must be a superuser or
+  hold a grant of a prefix covering the location (``check_lake_writer``,
+  core.lake_grants); the runner asks again right before it writes.
 * ``parquet:``: the job's owner must be a member of ``pg_write_server_files``.
   Defining such a job makes the runner create and write files in a directory
   of the owner's choosing, with the runner's OS user; PostgreSQL's own
@@ -40,7 +43,7 @@ import json
 import os
 from typing import Any
 
-from jobledger.core import arrow_types, dataset_manifest, destinations, errors
+from jobledger.core import arrow_types, dataset_manifest, destinations, errors, lake_grants
 from jobledger.server import plans, queries
 
 WRITE_FILES_ROLE = "pg_write_server_files"
@@ -64,7 +67,7 @@ def check(plpy: Any, job: str, owner: str,
         check_writer(plpy, job, owner)
         check_dataset(job, destination, [(c.name, arrow_types.parquet_description(c.arrow)) for c in mapped])
     if isinstance(destination, destinations.Delta):
-        check_writer(plpy, job, owner)
+        check_lake_writer(plpy, job, owner, destination.uri)
         check_registered(plpy, job, destination,
                          [(c.name, arrow_types.delta_description(c.arrow)) for c in mapped])
     return mapped
@@ -96,6 +99,17 @@ def check_writer(plpy: Any, job: str, owner: str) -> None:
             f'job "{job}": its owner {owner} may not write Parquet datasets (needs membership in {WRITE_FILES_ROLE})',
             hint=f"A superuser grants it: GRANT {WRITE_FILES_ROLE} TO {owner}.",
         )
+
+
+def check_lake_writer(plpy: Any, job: str, owner: str, uri: str) -> None:
+    """permission_denied unless ``owner`` may have the runner write the lake
+    location ``uri`` (normalised, e.g. ``Delta.uri``): a superuser, or a
+    grant of a prefix covering it (core.lake_grants).  For every lake
+    destination (delta:, lance:): the writer is the runner, with its own
+    storage credentials, so pg_write_server_files does not apply."""
+    rows = plpy.execute(plans.plan(plpy, queries.get("may_write_lake"), ["name", "text"]), [owner, uri])
+    if not rows[0]["ok"]:
+        raise lake_grants.refused(job, owner, uri)
 
 
 def check_dataset(job: str, destination: destinations.Parquet, produced: list[tuple[str, str]]) -> None:

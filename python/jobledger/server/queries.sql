@@ -32,6 +32,11 @@ SELECT jobledger_internal.record_job_version($1, $2, $3, $4, $5::jsonb, $6::inte
 -- Parquet datasets (lake_preflight).
 SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1) AND pg_catalog.pg_has_role($1, $2, 'MEMBER') AS ok
 
+-- name: may_write_lake
+-- Whether jobs owned by $1 may write the lake location $2 (lake_preflight;
+-- sql/objects/73_lake_grants.sql).
+SELECT jobledger_internal.lake_write_allowed($1, $2) AS ok
+
 -- name: destination
 -- One row describing a destination table, for preflight.destination_of_row.
 -- The name ($1) is read as SQL reads it (parse_ident: quotes, case folding);
