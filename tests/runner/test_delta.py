@@ -13,6 +13,7 @@ import pathlib
 import deltalake
 import pyarrow
 import pytest
+from psycopg import sql
 
 import dbtools
 import runnertools
@@ -201,3 +202,67 @@ def test_schema_mismatch_at_submit_from_the_registry(db, lake_dir, start_runner)
         'column "label" (string) of the dataset is not produced by the query',
     ]
     assert db.execute("SELECT count(*) AS n FROM jobledger.run WHERE job = 'texts'").fetchone() == {"n": 0}
+
+
+# ---- who may write where (core.lake_grants; SQL side: tests/integration/test_lake_grants.py) ----
+
+
+@pytest.fixture
+def lake_owner(db, make_role, connect, lake_dir):
+    """A non-superuser owner whose group was granted lake_dir (allow_lake_prefix): its connection and the group."""
+    group = make_role("lakers")
+    owner = make_role("lake_owner")
+    db.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(owner)))
+    db.execute("SELECT jobledger.allow_lake_prefix(%s, %s)", (group, str(lake_dir)))
+    return connect(user=owner), group
+
+
+def test_an_owner_granted_through_its_group_writes(db, lake_owner, lake_dir, start_runner) -> None:
+    lake_owner, _ = lake_owner
+    uri = str(lake_dir / "granted")
+    runnertools.define(lake_owner, "granted", "SELECT 1 AS n", f"delta:{uri}?create_if_missing=true")
+    run = runnertools.submit(lake_owner, "granted")
+    _drain(start_runner)
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["rows_written"]) == ("succeeded", 1), row
+    assert deltalake.DeltaTable(uri).to_pyarrow_table().num_rows == 1
+
+
+def test_a_grant_taken_back_after_submit_fails_the_run_and_writes_nothing(db, lake_owner, lake_dir,
+                                                                          start_runner) -> None:
+    lake_owner, group = lake_owner
+    uri = str(lake_dir / "revoked")
+    owner = dbtools.conninfo(lake_owner)["user"]
+    runnertools.define(lake_owner, "revoked", "SELECT 1 AS n", f"delta:{uri}?create_if_missing=true")
+    run = runnertools.submit(lake_owner, "revoked")
+    assert db.execute("SELECT jobledger.disallow_lake_prefix(%s, %s) AS d",
+                      (group, str(lake_dir))).fetchone() == {"d": True}
+    _drain(start_runner)
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["error_category"], row["error_sqlstate"], row["attempt"]) == (
+        "failed", "permission_denied", "42501", 1), row
+    assert owner in row["error"] and uri in row["error"] and "before writing" in row["error"]
+    assert not pathlib.Path(uri).exists()
+    assert db.execute("SELECT count(*) AS n FROM jobledger.lake_dataset").fetchone() == {"n": 0}
+
+
+def test_a_grant_taken_back_while_the_query_runs_fails_at_the_fence(db, lake_owner, lake_dir,
+                                                                    start_runner) -> None:
+    lake_owner, group = lake_owner
+    # An IMMUTABLE function of constants is evaluated while the query is
+    # planned: after the runner's first look at the grants, before the fence.
+    db.execute("CREATE FUNCTION public.jl_slow_one() RETURNS integer LANGUAGE plpgsql IMMUTABLE"
+               " AS 'BEGIN PERFORM pg_sleep(1.5); RETURN 1; END'")
+    uri = str(lake_dir / "late")
+    runnertools.define(lake_owner, "late", "SELECT public.jl_slow_one() AS n", f"delta:{uri}?create_if_missing=true")
+    run = runnertools.submit(lake_owner, "late")
+    runner = start_runner("--drain")
+    runnertools.wait_until(lambda: db.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'"
+        " AND application_name = jobledger_internal.run_application_name(%s)", (run,)).fetchone(),
+        what="the run's query to be planned")
+    db.execute("SELECT jobledger.disallow_lake_prefix(%s, %s)", (group, str(lake_dir)))
+    assert runner.wait() == 0, runner.log()
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["error_category"], row["attempt"]) == ("failed", "permission_denied", 1), row
+    assert not pathlib.Path(uri).exists()
