@@ -5,7 +5,7 @@ restore creates them with their constraints, then pg_dump's data is loaded
 into them table by table (each COPY its own transaction unless the restore
 runs in one).  pg_dump orders that data by the foreign keys between the
 tables, so the keys must form no cycle.  These tests dump a database with
-jobs, versions, version checks, grants, runs, attempts and outputs with the
+jobs, versions, version checks, grants, lake grants, runs, attempts and outputs with the
 pg_dump of the server under test, restore it into a new database every way a
 DBA would (pg_restore of custom and directory archives, with and without
 -j 2; psql -f of a plain dump), and assert every row came back and that jobs
@@ -37,6 +37,7 @@ LEDGER_TABLES = {
     "jobledger.run": "id",
     "jobledger.run_attempt": "run, attempt",
     "jobledger.output": "seq",
+    "jobledger.lake_grant": "prefix",
     "public.copied": "n, who",
 }
 
@@ -63,6 +64,9 @@ def ledger(db: psycopg.Connection, make_role: Any, start_runner: Any) -> dict[st
     runnertools.define(db, "broken", "SELECT 1 / ({n}::integer - {n}::integer) AS n", "public.copied",
                        params={"n": {"type": "integer"}}, max_attempts=1)
     db.execute("SELECT jobledger.grant_job('copy_n', %s)", (submitter,))
+    # Lake grants: a role's (by oid, dumped by name) and PUBLIC's (oid 0, dumped as '-').
+    db.execute("SELECT jobledger.allow_lake_prefix(%s, '/data/lake')", (submitter,))
+    db.execute("SELECT jobledger.allow_lake_prefix('public', 's3://scratch')")
     done = [runnertools.submit(db, "copy_n", {"n": n}) for n in (1, 2, 3)]
     result = runnertools.submit(db, "answer")
     failed = runnertools.submit(db, "broken", {"n": 7})
