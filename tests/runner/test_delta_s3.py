@@ -18,6 +18,7 @@ from typing import Iterator
 
 import boto3
 import deltalake
+import psycopg
 import pytest
 
 import dbtools
@@ -174,3 +175,20 @@ def test_an_unreachable_store_is_retried_and_the_retry_commits_once(db, s3_serve
     assert (row["status"], row["attempt"], row["snapshot_id"]) == ("succeeded", 2, "0"), row
     table = deltalake.DeltaTable(uri, storage_options=_storage(s3_server))
     assert (table.version(), table.to_pyarrow_table().column("n").to_pylist()) == (0, [1])
+
+
+def test_an_owner_writes_only_under_its_granted_s3_prefix(db, s3_server, bucket, make_role, connect,
+                                                          start_runner) -> None:
+    owner = make_role("s3_owner")
+    db.execute("SELECT jobledger.allow_lake_prefix(%s, %s)", (owner, f"s3://{bucket}/lake/"))
+    conn = connect(user=owner)
+    uri = f"s3://{bucket}/lake/sales"
+    runnertools.define(conn, "granted", "SELECT 1 AS n", f"delta:{uri}?create_if_missing=true")
+    for elsewhere in (f"s3://{bucket}/lakehouse/sales", f"s3://{bucket}x/lake/sales", f"s3://{bucket}/lak"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege) as refused:
+            runnertools.define(conn, "elsewhere", "SELECT 1 AS n", f"delta:{elsewhere}?create_if_missing=true")
+        assert dbtools.category(refused.value) == "permission_denied" and elsewhere in str(refused.value)
+    run = runnertools.submit(conn, "granted")
+    _drain(start_runner)
+    assert dbtools.run_row(db, run)["status"] == "succeeded"
+    assert deltalake.DeltaTable(uri, storage_options=_storage(s3_server)).to_pyarrow_table().num_rows == 1
