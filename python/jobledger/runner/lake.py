@@ -275,8 +275,9 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
         _record_earlier(conn, run, worker, calls, lambda: _record_delta(calls, run, worker, target, earlier))
         return earlier.rows_written
 
-    # The owner's right to write here (core.lake_grants), before the table is
-    # read (a refusal tells nothing of it) and again under the fence.
+    # The owner's right to write here (core.lake_grants): before the query
+    # runs and the table's schema is read (only whether this run committed
+    # was asked of the table so far), and again under the fence.
     check_lake_writer(calls.runner_conn, run, target.uri)
     with conn.transaction():
         settings = _settings(calls.runner_conn)
