@@ -91,10 +91,10 @@ GRANT INSERT ON reports.big_orders TO demo_owner;
 GRANT INSERT, DELETE ON reports.daily_revenue TO demo_owner;
 GRANT SELECT, INSERT, UPDATE ON reports.customer_totals TO demo_owner;
 
--- A lake table: the demo's Delta table lives in :'lake' (demo.sh passes an
--- absolute directory).  The runner writes it, so its owner is allowed to
--- write lake tables there.
-GRANT pg_write_server_files TO demo_owner;
+-- A lake table: the demo's Delta table lives under :'lake' (demo.sh passes an
+-- absolute directory).  The runner writes it, so a superuser allows the
+-- owner's jobs to write lake tables there.
+SELECT jobledger.allow_lake_prefix('demo_owner', :'lake');
 
 -- The jobs, owned by demo_owner.
 SET ROLE demo_owner;
