@@ -1,11 +1,11 @@
 -- What kind of destination a stored job_version.destination is: 'table',
--- 'result', 'parquet' or 'delta' (jobledger.core.destinations describes them, and
+-- 'result', 'parquet', 'delta' or 'lance' (jobledger.core.destinations describes them, and
 -- its kind() is the same rule for Python).  The one rule for SQL that reads
 -- stored destinations: submit_job's query asks it before looking a table up
 -- (to_regclass would raise on the others), and so may the runner's claim.
 -- define_job stores table names schema-qualified (public.result), so a
--- stored destination is exactly 'result', or starts with 'parquet:' or 'delta:', only
--- when it is no table.
+-- stored destination is exactly 'result', or starts with 'parquet:', 'delta:' or
+-- 'lance:', only when it is no table.
 --
 -- No SET search_path, like calling_role (05): a SQL function with a SET
 -- clause is never inlined, and a function call here would be planned anew in
@@ -22,11 +22,12 @@ AS $$
     SELECT CASE WHEN destination_kind.destination OPERATOR(pg_catalog.=) 'result' THEN 'result'
                 WHEN pg_catalog.starts_with(destination_kind.destination, 'parquet:') THEN 'parquet'
                 WHEN pg_catalog.starts_with(destination_kind.destination, 'delta:') THEN 'delta'
+                WHEN pg_catalog.starts_with(destination_kind.destination, 'lance:') THEN 'lance'
                 WHEN destination_kind.destination IS NOT NULL THEN 'table'
            END
 $$;
 COMMENT ON FUNCTION jobledger_internal.destination_kind(text) IS
-    'The kind of a stored job destination: table, result, parquet (for parquet:<directory>) or delta (for delta:<uri>).';
+    'The kind of a stored job destination: table, result, parquet (for parquet:<directory>), delta (for delta:<uri>) or lance (for lance:<uri>).';
 REVOKE ALL ON FUNCTION jobledger_internal.destination_kind(text) FROM PUBLIC;
 
 -- Which destination a stored job_version.destination writes, for comparing

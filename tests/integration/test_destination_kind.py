@@ -13,6 +13,7 @@ from jobledger.core import destinations
 STORED = [
     "result", "parquet:/data/sales", "parquet:/data/sales?create_if_missing=true", "parquet:",
     "delta:/data/sales", "delta:s3://lake/sales?create_if_missing=true", "DELTA:/x", "public.\"delta:x\"",
+    "lance:/data/sales", "lance:s3://lake/sales?create_if_missing=true", "LANCE:/x", "public.\"lance:x\"", "lance:",
     "public.result", 'public."parquet:x"', "public.sales", "Result", "result ", "parquet", "PARQUET:/x", "",
 ]
 

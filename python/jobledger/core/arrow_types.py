@@ -17,7 +17,8 @@ PostgreSQL types are ``format_type()`` text, as ``preflight.query_columns``
 and the runner's result description give them.  The mapping (``MAPPING_TABLE``
 has it in words, for docs/destinations.md) is the same for every Arrow
 destination; Parquet, which has no month-day-nano interval, stores that one
-type as a struct of its three fields (``parquet_description``):
+type as a struct of its three fields (``parquet_description``; Lance, whose
+schema has no such interval either, the same: ``lance_description``):
 
 * integers, floats, boolean, text types, bytea, date, timestamp(tz) and time
   map to their Arrow counterparts.  ``timestamptz`` is the instant in UTC,
@@ -229,6 +230,18 @@ def delta_description(description: str) -> str:
         assert parsed.element is not None
         return f"list<{delta_description(describe(parsed.element))}>"
     return _DELTA_FORMS.get(parsed.kind, description)
+
+
+# Lance stores every type of the mapping as it is (decimal128/256, time64,
+# the uuid and json extension types, lists) except Arrow's month-day-nano
+# interval, which its schema refuses ("Unsupported data type:
+# Interval(MonthDayNano)", pylance 14): a lance: dataset stores intervals as
+# INTERVAL_STRUCT, the three fields kept apart, exactly as a Parquet dataset
+# (and a Delta table) does.  tests/runner/test_lance.py holds Lance to this.
+def lance_description(description: str) -> str:
+    """How a Lance dataset stores a description: the same, but ``month_day_nano``
+    as ``INTERVAL_STRUCT``, also inside lists (``parquet_description``'s rule)."""
+    return parquet_description(description)
 
 
 def describe(parsed: ArrowType) -> str:

@@ -19,6 +19,11 @@ same string the same way.
   ``merge_keys=a,b``, which merge requires).  Options:
   ``create_if_missing=true``, ``partition_by=col1,col2`` (used when the run
   creates the table), ``merge_keys=...``.
+* ``lance:<uri>``: a Lance dataset (``lance_dataset``), ``<uri>`` as for
+  ``delta:``.  Modes ``append`` and ``overwrite`` (``merge`` is refused:
+  jobledger declares no key for Lance's merge_insert).  Option:
+  ``create_if_missing=true``.  The location and the options are read by the
+  same code as ``delta:``'s (``_lake_location``, ``_lake_options``).
 
 Why an option inside the string rather than a new define_job argument: it is
 a property of the destination, versioned with it (changing it makes a new job
@@ -27,15 +32,16 @@ define_job (whose 0.2.0 signature callers and grants name), and reads the
 same in the ledger as in the call.  The canonical form define_job stores is
 ``parquet:<normalised path>`` plus ``?create_if_missing=true`` when set.
 
-The names ``result``, ``parquet:...`` and ``delta:...`` cannot be mistaken for tables:
-define_job stores table names schema-qualified (``public.result``), so a
-stored destination is exactly ``result`` or starts with ``parquet:`` or ``delta:`` only
-when it is one of these.
+The names ``result``, ``parquet:...``, ``delta:...`` and ``lance:...`` cannot be
+mistaken for tables: define_job stores table names schema-qualified
+(``public.result``), so a stored destination is exactly ``result`` or starts
+with ``parquet:``, ``delta:`` or ``lance:`` only when it is one of these.
 """
 
 from __future__ import annotations
 
 import collections
+import collections.abc
 import posixpath
 
 from jobledger.core import errors
@@ -49,6 +55,9 @@ DELTA_MODES = ("append", "overwrite", "merge")
 _PARQUET_OPTIONS = {"create_if_missing"}
 _DELTA_FLAGS = {"create_if_missing"}
 _DELTA_LISTS = ("partition_by", "merge_keys")
+LANCE_PREFIX = "lance:"
+LANCE_MODES = ("append", "overwrite")
+_LANCE_FLAGS = {"create_if_missing"}
 _TRUE = {"true": True, "on": True, "yes": True, "1": True, "false": False, "off": False, "no": False, "0": False}
 
 
@@ -104,7 +113,23 @@ class Delta(collections.namedtuple("Delta", "uri create_if_missing partition_by 
         return self.uri.startswith("/")
 
 
-def parse(destination: str) -> Table | Result | Parquet | Delta:
+class Lance(collections.namedtuple("Lance", "uri create_if_missing", defaults=(False,))):
+    """A Lance dataset at ``uri`` (an absolute local directory or ``s3://bucket/prefix``)."""
+
+    __slots__ = ()
+    kind = "lance"
+
+    @property
+    def canonical(self) -> str:
+        return LANCE_PREFIX + self.uri + ("?create_if_missing=true" if self.create_if_missing else "")
+
+    @property
+    def local(self) -> bool:
+        """True for a directory of this machine, False for an object store (s3://)."""
+        return self.uri.startswith("/")
+
+
+def parse(destination: str) -> Table | Result | Parquet | Delta | Lance:
     """The destination a define_job argument or a stored job version names.
 
     Table names are returned as given (preflight resolves them);
@@ -117,6 +142,8 @@ def parse(destination: str) -> Table | Result | Parquet | Delta:
         return Table(destination)
     if found == Delta.kind:
         return _parse_delta(destination)
+    if found == Lance.kind:
+        return _parse_lance(destination)
     spec = destination[len(PARQUET_PREFIX):]
     path, _, query = spec.partition("?")
     if not path.startswith("/"):
@@ -145,28 +172,51 @@ def parse(destination: str) -> Table | Result | Parquet | Delta:
 
 
 def _parse_delta(destination: str) -> Delta:
-    spec = destination[len(DELTA_PREFIX):]
-    location, _, query = spec.partition("?")
-    uri = lake_uri(location, f"the delta destination {destination!r}", example="delta:")
+    uri, query = _lake_location(destination, DELTA_PREFIX)
+    flags, lists = _lake_options(
+        destination, query, _DELTA_FLAGS, _DELTA_LISTS,
+        "Options: create_if_missing=true|false, partition_by=col1,col2, merge_keys=col1,col2.")
+    return Delta(uri, flags.get("create_if_missing", False), lists.get("partition_by", ()),
+                 lists.get("merge_keys", ()))
+
+
+def _parse_lance(destination: str) -> Lance:
+    uri, query = _lake_location(destination, LANCE_PREFIX)
+    flags, _ = _lake_options(destination, query, _LANCE_FLAGS, (), "Options: create_if_missing=true|false.")
+    return Lance(uri, flags.get("create_if_missing", False))
+
+
+def _lake_location(destination: str, prefix: str) -> tuple[str, str]:
+    """The normalised location of a lake destination (``delta:``, ``lance:``;
+    ``lake_uri``'s rule, the one the write grants use) and the text of its options."""
+    location, _, query = destination[len(prefix):].partition("?")
+    return lake_uri(location, f"the {prefix.rstrip(':')} destination {destination!r}", example=prefix), query
+
+
+def _lake_options(destination: str, query: str, flag_names: collections.abc.Set[str],
+                  list_names: collections.abc.Sequence[str],
+                  hint: str) -> tuple[dict[str, bool], dict[str, tuple[str, ...]]]:
+    """The options of a lake destination: boolean flags and column lists
+    (``a,b``, no name twice); ``invalid_argument`` naming anything else."""
+    name = destination.partition(":")[0]
     flags: dict[str, bool] = {}
     lists: dict[str, tuple[str, ...]] = {}
     for key, value in _options(destination, query):
-        if key in _DELTA_FLAGS and value.lower() in _TRUE:
+        if key in flag_names and value.lower() in _TRUE:
             flags[key] = _TRUE[value.lower()]
-        elif key in _DELTA_LISTS and value and all(name.strip() for name in value.split(",")):
-            names = tuple(name.strip() for name in value.split(","))
+        elif key in list_names and value and all(column.strip() for column in value.split(",")):
+            names = tuple(column.strip() for column in value.split(","))
             if len(set(names)) != len(names):
                 raise errors.JobledgerError(
-                    "invalid_argument", f"the delta destination {destination!r} names a column twice in {key}")
+                    "invalid_argument", f"the {name} destination {destination!r} names a column twice in {key}")
             lists[key] = names
         else:
             raise errors.JobledgerError(
                 "invalid_argument",
-                f"the delta destination {destination!r} has an unknown option {key}={value}",
-                hint="Options: create_if_missing=true|false, partition_by=col1,col2, merge_keys=col1,col2.",
+                f"the {name} destination {destination!r} has an unknown option {key}={value}",
+                hint=hint,
             )
-    return Delta(uri, flags.get("create_if_missing", False), lists.get("partition_by", ()),
-                 lists.get("merge_keys", ()))
+    return flags, lists
 
 
 def lake_uri(location: str, what: str, *, example: str = "", whole_bucket: bool = False) -> str:
@@ -211,7 +261,7 @@ def _options(destination: str, query: str) -> list[tuple[str, str]]:
         return [("?", query)]
 
 
-def check_mode(destination: Table | Result | Parquet | Delta, mode: str, job: str) -> None:
+def check_mode(destination: Table | Result | Parquet | Delta | Lance, mode: str, job: str) -> None:
     """Refuse a mode the destination has no meaning for (invalid_argument)."""
     if isinstance(destination, Result) and mode not in RESULT_MODES:
         raise errors.JobledgerError(
@@ -233,10 +283,16 @@ def check_mode(destination: Table | Result | Parquet | Delta, mode: str, job: st
             f'job "{job}": merge into a delta table needs its key columns: the option merge_keys=col1,col2',
             hint="e.g. delta:/data/customers?merge_keys=id",
         )
+    if isinstance(destination, Lance) and mode not in LANCE_MODES:
+        raise errors.JobledgerError(
+            "invalid_argument",
+            f'job "{job}": a lance destination supports append and overwrite, not {mode}',
+            hint="jobledger declares no key columns for a Lance dataset; merge into a delta: table instead.",
+        )
 
 
 def kind(destination: str) -> str:
-    """``table``, ``result``, ``parquet`` or ``delta``: the kind of destination a name is.
+    """``table``, ``result``, ``parquet``, ``delta`` or ``lance``: the kind of destination a name is.
 
     The rule in Python; SQL asks ``jobledger_internal.destination_kind``
     (sql/objects/08_destination_kind.sql), and submit_job takes that answer
@@ -249,9 +305,11 @@ def kind(destination: str) -> str:
         return Parquet.kind
     if destination.startswith(DELTA_PREFIX):
         return Delta.kind
+    if destination.startswith(LANCE_PREFIX):
+        return Lance.kind
     return Table.kind
 
 
 def outside_database(stored: str) -> bool:
-    """True for a stored destination that is no table (``result``, ``parquet:...``, ``delta:...``)."""
+    """True for a stored destination that is no table (``result``, ``parquet:...``, ``delta:...``, ``lance:...``)."""
     return kind(stored) != Table.kind

@@ -27,6 +27,7 @@ whole result).
   them is ever stored in the database.  Storage failures become categories
   (``storage_failure``): a missing bucket ``destination_missing``, refused
   credentials ``permission_denied``, anything else ``storage_error``.
+  ``lake_dataset`` (Lance) shares these rules: ``table_format`` holds them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ import collections.abc
 import dataclasses
 import json
 import os
-import re
 import uuid
 from typing import Any, Callable
 
@@ -44,30 +44,17 @@ import deltalake.exceptions
 import pyarrow
 
 from jobledger.core import arrow_types, errors
-from jobledger.lake import arrow_schema
+from jobledger.lake import arrow_schema, table_format
 
 RUN_KEY = "jobledger.run"
 ATTEMPT_KEY = "jobledger.attempt"
 # The runner's environment variables passed to delta-rs for s3:// tables.
-STORAGE_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-                     "AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP")
+STORAGE_VARIABLES = table_format.STORAGE_VARIABLES
 MODES = ("append", "overwrite", "merge")
 HISTORY_PAGE = 100
 
-Progress = Callable[[int], None]
-
-
-@dataclasses.dataclass(frozen=True)
-class Commit:
-    """The table version that holds a run's rows; ``already_committed`` when
-    an earlier attempt committed it and this one wrote nothing."""
-
-    version: int
-    rows_written: int
-    attempt: int
-    already_committed: bool = False
-    # The table's columns after the commit, (name, description) pairs.
-    schema: tuple[tuple[str, str], ...] = ()
+Progress = table_format.Progress
+Commit = table_format.Commit
 
 
 def app_id(run: str) -> str:
@@ -78,10 +65,9 @@ def app_id(run: str) -> str:
 def storage_options(uri: str, environ: collections.abc.Mapping[str, str] | None = None) -> dict[str, str] | None:
     """delta-rs's storage options for ``uri``: None for a local directory,
     the AWS_* variables of the environment for s3://."""
-    if not uri.startswith("s3://"):
+    options = table_format.aws_environment(uri, environ)
+    if options is None:
         return None
-    environ = os.environ if environ is None else environ
-    options = {name: environ[name] for name in STORAGE_VARIABLES if environ.get(name)}
     # S3 has conditional writes: a commit that loses the race for a version
     # number retries on the next, without an external lock.
     options.setdefault("conditional_put", "etag")
@@ -130,17 +116,7 @@ def _description(delta_type: Any) -> str:
 def check_schema(what: str, produced: list[tuple[str, str]], existing: list[tuple[str, str]]) -> None:
     """schema_mismatch listing every difference between the query's Delta
     forms and the table's columns (types the mapping lacks never fit)."""
-    foreign = [(name, arrow) for name, arrow in existing if arrow.startswith("delta ")]
-    problems = [f'column "{name}" is {arrow[len("delta "):]} in the table, which no query column can fill'
-                for name, arrow in foreign]
-    known = [(name, arrow) for name, arrow in existing if not arrow.startswith("delta ")]
-    produced_known = [(name, arrow) for name, arrow in produced if name not in dict(foreign)]
-    problems += arrow_types.schema_problems(produced_known, known)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise errors.JobledgerError(
-            "schema_mismatch", f"the output of {what} does not fit the delta table: {problems[0]}{more}",
-            detail="\n".join(problems))
+    table_format.check_schema(what, "delta table", produced, existing, "delta")
 
 
 def delta_columns(schema: pyarrow.Schema) -> list[tuple[str, str]]:
@@ -216,7 +192,7 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
         existing = schema_of(table)
         check_schema(f"run {run}", produced, existing)
         target = arrow_schema.schema(existing)
-    counter = _Counter(progress)
+    counter = table_format.Counter(progress, delta_batch)
     reader = pyarrow.RecordBatchReader.from_batches(target, counter.stream(batches, target))
     properties = deltalake.CommitProperties(
         custom_metadata={RUN_KEY: run, ATTEMPT_KEY: str(attempt)},
@@ -250,32 +226,6 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-class _Counter:
-    """The batches in the table's forms, counted and reported as progress.
-
-    An exception raised while producing a batch (a timeout, a value the
-    mapping cannot hold, a lost connection) is kept in ``error``: delta-rs
-    reports it as an error of its own, and the caller raises the original."""
-
-    def __init__(self, progress: Progress | None) -> None:
-        self.rows = 0
-        self.progress = progress
-        self.error: BaseException | None = None
-
-    def stream(self, batches: collections.abc.Iterable[pyarrow.RecordBatch],
-               target: pyarrow.Schema) -> collections.abc.Iterator[pyarrow.RecordBatch]:
-        try:
-            for batch in batches:
-                converted = delta_batch(batch, target)
-                self.rows += converted.num_rows
-                if self.progress is not None:
-                    self.progress(self.rows)
-                yield converted
-        except BaseException as exc:
-            self.error = exc
-            raise
-
-
 def _check_creatable(uri: str, create_if_missing: bool, storage: dict[str, str] | None) -> None:
     if not create_if_missing:
         raise errors.JobledgerError(
@@ -287,25 +237,9 @@ def _check_creatable(uri: str, create_if_missing: bool, storage: dict[str, str] 
             f"the directory {uri} is not empty and holds no delta table: jobledger writes no table beside other files")
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_HTTP_403 = re.compile(r"(?<![\w.])403(?![\w.])")
-
-
 def storage_failure(uri: str, exc: BaseException) -> errors.JobledgerError:
     """A delta-rs or object store error as a category a user can act on."""
-    text = " ".join(_ANSI.sub("", str(exc).split("\n   0:")[0]).replace("\u21b3", " ").split())[:2000]
-    lowered = text.lower()
-    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket does not" in lowered:
-        return errors.JobledgerError("destination_missing", f"the bucket of the delta table {uri} does not exist: {text}")
-    # (403 as a word: the text also holds durations such as "in 2.540310403s")
-    if _HTTP_403.search(text) or any(word in lowered for word in (
-            "invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "permission denied",
-            "missing credentials", "no credentials")):
-        return errors.JobledgerError(
-            "permission_denied", f"the runner's credentials may not write the delta table {uri}: {text}",
-            hint="The runner reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and AWS_REGION, AWS_ENDPOINT_URL) "
-                 "from its environment.")
-    return errors.JobledgerError("storage_error", f"the delta table {uri} could not be written: {text}")
+    return table_format.storage_failure(uri, exc, "the delta table")
 
 
 # --- batches in Delta's forms ------------------------------------------------------

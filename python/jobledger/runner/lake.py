@@ -1,4 +1,6 @@
-"""Executing runs whose destination is outside the database: ``result`` and ``parquet:``.
+"""Executing runs whose destination is outside the database: ``result``, ``parquet:``,
+``delta:`` and ``lance:`` (the last two: ``_lake_table``, one commit of the
+table format's writer per run, recognisable by the run after a crash).
 
 Both read the rendered query through a binary server-side cursor
 (``arrow_batches.stream``) into Arrow record batches of at most
@@ -131,6 +133,8 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, bac
                 rows_written = _parquet(conn, run, worker, target, calls)
             elif isinstance(target, destinations.Delta):
                 rows_written = _delta(conn, run, worker, target, calls)
+            elif isinstance(target, destinations.Lance):
+                rows_written = _lance(conn, run, worker, target, calls)
             else:
                 rows_written = _result(conn, run, worker, calls)
         finally:
@@ -268,11 +272,52 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
     from jobledger.lake import delta_table  # deltalake only for delta: runs
 
     storage = delta_table.storage_options(target.uri)
-    earlier = delta_table.find_commit(target.uri, str(run.id), storage)
+    return _lake_table(conn, run, worker, target, calls,
+                       lambda: delta_table.find_commit(target.uri, str(run.id), storage),
+                       lambda schema, batches, **kwargs: delta_table.write(
+                           target.uri, schema, batches, partition_by=target.partition_by,
+                           merge_keys=target.merge_keys, storage=storage, **kwargs))
+
+
+# ---- lance ----------------------------------------------------------------------
+
+
+def _lance(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target: destinations.Lance,
+           calls: Calls) -> int:
+    """One commit of the run into the Lance dataset (lake.lance_dataset), as
+    ``_delta`` does it: the fence right before the first batch is read into
+    ``lance.write_dataset``; a retry (attempt > 1) asks the dataset first
+    (``find_commit``: the run in a version's transaction properties) and only
+    records the version an earlier attempt committed; otherwise the owner's
+    grant (``check_lake_writer``) is asked before the query and under the fence."""
+    from jobledger.lake import lance_dataset  # pylance only for lance: runs
+
+    storage = lance_dataset.storage_options(target.uri)
+
+    def earlier() -> Any:
+        return lance_dataset.find_commit(target.uri, str(run.id), storage) if run.attempt > 1 else None
+
+    return _lake_table(conn, run, worker, target, calls, earlier,
+                       lambda schema, batches, **kwargs: lance_dataset.write(
+                           target.uri, schema, batches, storage=storage, **kwargs))
+
+
+# ---- delta and lance ---------------------------------------------------------------
+
+
+def _lake_table(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
+                target: destinations.Delta | destinations.Lance, calls: Calls, find_earlier: Callable[[], Any],
+                write: Callable[..., Any]) -> int:
+    """A run into a table format that writes and commits in one call
+    (``delta_table.write``, ``lance_dataset.write``): an earlier attempt's
+    commit only recorded; else the query streamed into ``write`` with the
+    fence taken before its first batch, then the version recorded in the
+    same transaction."""
+    earlier = find_earlier()
     if earlier is not None:
         log.info("run %s: version %d of %s was committed by attempt %d; recording it", run.id, earlier.version,
                  target.uri, earlier.attempt)
-        _record_earlier(conn, run, worker, calls, lambda: _record_delta(calls, run, worker, target, earlier))
+        _record_earlier(conn, run, worker, calls, lambda: _record_lake(calls, run, worker, target, earlier))
         return earlier.rows_written
 
     # The owner's right to write here (core.lake_grants): before the query
@@ -285,16 +330,15 @@ def _delta(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, target:
         progress = Progress(calls.runner_conn, run, worker, settings.progress_interval, _estimate(conn, run))
         deadline = _deadline(run)
         with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result:
-            commit = delta_table.write(
-                target.uri, result.schema, _until(deadline, result.batches), run=str(run.id),
-                attempt=run.attempt, mode=run.mode, create_if_missing=target.create_if_missing,
-                partition_by=target.partition_by, merge_keys=target.merge_keys, storage=storage,
-                progress=progress.report, before_write=lambda: _fence_held(conn, run, worker, calls, target.uri),
-                before_create=lambda: conn.execute(queries.get("lake_create_lock"), {"uri": target.uri}))
+            commit = write(result.schema, _until(deadline, result.batches), run=str(run.id),
+                           attempt=run.attempt, mode=run.mode, create_if_missing=target.create_if_missing,
+                           progress=progress.report,
+                           before_write=lambda: _fence_held(conn, run, worker, calls, target.uri),
+                           before_create=lambda: conn.execute(queries.get("lake_create_lock"), {"uri": target.uri}))
         conn.execute(queries.get("reset_role"))
         faults.exit_now("exit-after-publish")
         try:
-            _record_delta(calls, run, worker, target, commit)
+            _record_lake(calls, run, worker, target, commit)
         except Exception as exc:
             raise Published(exc) from exc
     return commit.rows_written
@@ -321,12 +365,14 @@ def check_lake_writer(conn: psycopg.Connection, run: claim.ClaimedRun, uri: str)
         raise lake_grants.refused(run.job, run.owner, uri, when=" (checked by the runner before writing)")
 
 
-def _record_delta(calls: Calls, run: claim.ClaimedRun, worker: str, target: destinations.Delta, commit: Any) -> None:
-    """The committed version in the ledger: the output ``delta_commit`` (its
-    trigger updates jobledger.lake_dataset, what submit_job compares with),
-    then the fenced success with the version as snapshot_id."""
-    record = {"uri": target.uri, "format": "delta", "version": commit.version, "schema": commit.schema}
-    _emit(calls, run, worker, "delta_commit", JSON_CONTENT_TYPE, json.dumps(record).encode())
+def _record_lake(calls: Calls, run: claim.ClaimedRun, worker: str, target: destinations.Delta | destinations.Lance,
+                 commit: Any) -> None:
+    """The committed version in the ledger: the output ``delta_commit`` or
+    ``lance_commit`` (one trigger for both updates jobledger.lake_dataset,
+    what submit_job compares with), then the fenced success with the version
+    as snapshot_id."""
+    record = {"uri": target.uri, "format": target.kind, "version": commit.version, "schema": commit.schema}
+    _emit(calls, run, worker, f"{target.kind}_commit", JSON_CONTENT_TYPE, json.dumps(record).encode())
     _complete(calls, run, worker, commit.rows_written, str(commit.version))
 
 

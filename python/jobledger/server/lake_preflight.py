@@ -50,7 +50,7 @@ WRITE_FILES_ROLE = "pg_write_server_files"
 
 
 def check(plpy: Any, job: str, owner: str,
-          destination: destinations.Result | destinations.Parquet | destinations.Delta,
+          destination: destinations.Result | destinations.Parquet | destinations.Delta | destinations.Lance,
           columns: list[tuple[str, str]]) -> list[arrow_types.MappedColumn]:
     """Everything to refuse before a run of ``job`` is recorded; the mapped columns."""
     mapped = arrow_types.map_columns(columns)
@@ -70,14 +70,24 @@ def check(plpy: Any, job: str, owner: str,
         check_lake_writer(plpy, job, owner, destination.uri)
         check_registered(plpy, job, destination,
                          [(c.name, arrow_types.delta_description(c.arrow)) for c in mapped])
+    if isinstance(destination, destinations.Lance):
+        check_writer(plpy, job, owner)
+        check_registered(plpy, job, destination,
+                         [(c.name, arrow_types.lance_description(c.arrow)) for c in mapped])
     return mapped
 
 
-def check_registered(plpy: Any, job: str, destination: destinations.Delta, produced: list[tuple[str, str]]) -> None:
-    """The query's Delta forms against the table's schema as jobledger last
-    committed it (jobledger.lake_dataset): no storage access at submit.  A
-    table jobledger never wrote is checked by the runner before writing."""
-    rows = plpy.execute(plans.plan(plpy, queries.get("lake_dataset"), ["text"]), [destination.uri])
+_TABLE_NAMES = {destinations.Delta.kind: "delta table", destinations.Lance.kind: "lance dataset"}
+
+
+def check_registered(plpy: Any, job: str, destination: destinations.Delta | destinations.Lance,
+                     produced: list[tuple[str, str]]) -> None:
+    """The query's columns in the format's forms against the table's schema
+    as jobledger last committed it (jobledger.lake_dataset, the same format):
+    no storage access at submit.  A table jobledger never wrote is checked by
+    the runner before writing."""
+    rows = plpy.execute(plans.plan(plpy, queries.get("lake_dataset"), ["text", "text"]),
+                        [destination.uri, destination.kind])
     if not rows:
         return
     existing = [(name, arrow) for name, arrow in json.loads(rows[0]["arrow_schema"])]
@@ -86,7 +96,8 @@ def check_registered(plpy: Any, job: str, destination: destinations.Delta, produ
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise errors.JobledgerError(
             "schema_mismatch",
-            f'job "{job}" does not fit the delta table {destination.uri} (version {rows[0]["latest_version"]}): '
+            f'job "{job}" does not fit the {_TABLE_NAMES[destination.kind]} {destination.uri} '
+            f'(version {rows[0]["latest_version"]}): '
             f"{problems[0]}{more}",
             detail="\n".join(problems))
 

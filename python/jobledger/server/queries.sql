@@ -208,7 +208,8 @@ SELECT r.id::text AS id, r.parameters = $4::jsonb AS same
 SELECT {literal}
 
 -- name: lake_dataset
--- The schema and latest version jobledger recorded for a delta: table (lake_preflight).
+-- The schema and latest version jobledger recorded for a delta: table or a
+-- lance: dataset (lake_preflight); $2 is the format ('delta', 'lance').
 SELECT d.arrow_schema::text AS arrow_schema, d.latest_version
   FROM jobledger.lake_dataset AS d
- WHERE d.uri = $1
+ WHERE d.uri = $1 AND d.format = $2

@@ -124,7 +124,8 @@ def submit_job(plpy: Any, job: str, values: str | None, idempotency_key: str | N
         # right to write datasets and the dataset's current schema (read
         # from its manifest on every submit: other jobs may write it too).
         target = destinations.parse(context["destination"])
-        if isinstance(target, (destinations.Parquet, destinations.Delta)) or (key, shape, target) not in _fits:
+        if isinstance(target, (destinations.Parquet, destinations.Delta, destinations.Lance)) \
+                or (key, shape, target) not in _fits:
             from jobledger.server import lake_preflight  # its Arrow mapping and manifests only for these
 
             lake_preflight.check(plpy, job, context["owner"], target, columns)
