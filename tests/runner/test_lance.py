@@ -180,6 +180,20 @@ def test_two_runners_on_one_dataset_both_land(db, lake_dir, start_runner) -> Non
     assert db.execute("SELECT latest_version FROM jobledger.lake_dataset").fetchone() == {"latest_version": 3}
 
 
+def test_first_runs_into_a_new_dataset_at_once_both_land(db, lake_dir, start_runner) -> None:
+    """Runs claimed together all find the dataset missing; the creators are
+    serialised (lake_create_lock) and the later ones append to it."""
+    uri = str(lake_dir / "fresh")
+    runnertools.define(db, "slow", "SELECT CAST({n} AS bigint) AS n FROM (SELECT pg_sleep(0.5)) AS pause",
+                       f"lance:{uri}?create_if_missing=true", params={"n": {"type": "bigint"}})
+    runs = [runnertools.submit(db, "slow", {"n": n}) for n in (1, 2, 3)]
+    _drain(start_runner, "--concurrency", "3")
+    rows = [dbtools.run_row(db, run) for run in runs]
+    assert sorted((r["status"], r["attempt"], r["snapshot_id"]) for r in rows) == [
+        ("succeeded", 1, "1"), ("succeeded", 1, "2"), ("succeeded", 1, "3")], rows
+    assert sorted(lance.dataset(uri).to_table().column("n").to_pylist()) == [1, 2, 3]
+
+
 def test_a_dataset_changed_outside_jobledger_fails_the_run(db, lake_dir, start_runner) -> None:
     uri = str(lake_dir / "ds")
     runnertools.define(db, "ints", "SELECT CAST(1 AS bigint) AS n, 'a' AS label",

@@ -263,3 +263,24 @@ def test_check_schema_raises_schema_mismatch_with_every_problem() -> None:
     assert str(caught.value).startswith('the output of job x does not fit the dataset: column "a"')
     assert len((caught.value.detail or "").splitlines()) == 2
     arrow_types.check_schema("job x", [("b", "string")], [("b", "string")])
+
+
+def test_lance_stores_every_description_in_its_lance_form(tmp_path) -> None:
+    """The rule of arrow_types.lance_description, held against pylance itself:
+    every form it names is stored and read back with the same type, and the
+    one type it replaces (month_day_nano) is the one Lance refuses."""
+    import lance  # the client extra's, as the runner has it
+
+    descriptions = ["bool", "int16", "int32", "int64", "float32", "float64", "decimal128(38,3)",
+                    "decimal256(60,6)", "string", "binary", "date32", "timestamp[us]", "timestamp[us, tz=UTC]",
+                    "time64[us]", "month_day_nano", "uuid", "json", "list<int64>", "list<month_day_nano>",
+                    "list<uuid>"]
+    for number, description in enumerate(descriptions):
+        form = arrow_types.lance_description(description)
+        assert form == (description.replace("month_day_nano", arrow_types.INTERVAL_STRUCT))
+        field = pyarrow.field("c", arrow_schema.data_type(form))
+        written = lance.write_dataset(pyarrow.table({"c": pyarrow.nulls(2, field.type)}), str(tmp_path / str(number)))
+        assert arrow_schema.describe(lance.dataset(written.uri).schema.field("c").type) == form, description
+    with pytest.raises(OSError, match="Unsupported data type"):
+        lance.write_dataset(pyarrow.table({"c": pyarrow.nulls(1, pyarrow.month_day_nano_interval())}),
+                            str(tmp_path / "refused"))

@@ -21,7 +21,7 @@ import dbtools
 
 PYTHON_DIR = pathlib.Path(__file__).resolve().parents[2] / "python"
 PACKAGE = PYTHON_DIR / "jobledger"
-CLIENT_ONLY = frozenset({"psycopg", "pyarrow", "click", "rich", "yaml", "prometheus_client"})
+CLIENT_ONLY = frozenset({"psycopg", "pyarrow", "click", "rich", "yaml", "prometheus_client", "lance"})
 SERVER_SIDE = ("jobledger", "jobledger._version", "jobledger.core", "jobledger.server")
 CLIENT_SIDE = ("jobledger.client", "jobledger.exact_json", "jobledger.runner", "jobledger.cli", "jobledger.lake")
 
