@@ -119,6 +119,17 @@ def test_append_overwrite_and_time_travel(db, lake_dir, start_runner) -> None:
     assert lance.dataset(uri).schema.field("amount").type == pyarrow.decimal128(12, 2)
 
 
+def test_overwrite_creates_a_missing_dataset(db, lake_dir, start_runner) -> None:
+    uri = str(lake_dir / "new")
+    runnertools.define(db, "replace", "SELECT 1 AS n", f"lance:{uri}?create_if_missing=true", mode="overwrite")
+    runs = [runnertools.submit(db, "replace") for _ in range(2)]
+    _drain(start_runner)
+    rows = [dbtools.run_row(db, run) for run in runs]
+    assert sorted((r["status"], r["snapshot_id"]) for r in rows) == [("succeeded", "1"), ("succeeded", "2")], rows
+    assert lance.dataset(uri).to_table().to_pydict() == {"n": [1]}
+    assert lance.dataset(uri, version=1).to_table().to_pydict() == {"n": [1]}
+
+
 def test_merge_is_refused_at_define(db) -> None:
     with pytest.raises(Exception) as refused:
         runnertools.define(db, "m", "SELECT 1 AS id", "lance:/tmp/jl_never?create_if_missing=true", mode="merge")

@@ -149,7 +149,7 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
     if dataset is None:
         _check_creatable(uri, create_if_missing)
         target = arrow_schema.schema(produced)
-        lance_mode = "create" if mode == "append" else "overwrite"
+        lance_mode = "create"  # overwrite too: there is nothing to replace yet
     else:
         check_schema(f"run {run}", produced, schema_of(dataset))
         target = dataset.schema  # its types and column order, nullability and metadata included

@@ -19,8 +19,8 @@ back, the session is reset, and the attempt is then recorded by
 ``fail_run`` (fenced too) on the same connection, or on a new one if the
 connection was lost.
 
-Destinations outside the database (``result``, ``parquet:``) are executed
-by ``runner.lake``.
+Destinations outside the database (``result``, ``parquet:``, ``delta:``,
+``lance:``) are executed by ``runner.lake``.
 
 With ``--connect-as-owner`` (runner.owners) ``conn`` is a connection logged
 in as the job's owner, attached to the run (``attach_run``), and

@@ -1,4 +1,4 @@
-"""Preflight for destinations outside the database: ``result``, ``parquet:<directory>``, ``delta:<uri>``.
+"""Preflight for destinations outside the database: ``result``, ``parquet:<directory>``, ``delta:`` and ``lance:``.
 
 Runs in the server (PL/Python, inside define_job's and submit_job's SECURITY
 DEFINER entry points), so it imports only pure Python (``arrow_types``,
@@ -8,7 +8,7 @@ DEFINER entry points), so it imports only pure Python (``arrow_types``,
   (``unsupported_type``, naming every refused column: since every type
   has a text form, only arrays declared with more than one dimension) and a name of its own
   (Arrow and Parquet readers address columns by name).
-* ``delta:`` (and any lake location): the job's owner must be a superuser or
+* ``delta:``, ``lance:`` (any lake location): the job's owner must be a superuser or
   hold a grant of a prefix covering the location (``check_lake_writer``,
   core.lake_grants); the runner asks again right before it writes.
 * ``parquet:``: the job's owner must be a member of ``pg_write_server_files``.
@@ -34,6 +34,11 @@ DEFINER entry points), so it imports only pure Python (``arrow_types``,
   ``dataset_manifest.check_owned``): jobledger never writes beside, or
   removes, files it did not write.  The runner checks again before writing and at commit, so a
   preflight that could not see the truth never lets a wrong schema in.
+* ``delta:`` and ``lance:``: the query's columns, in the format's forms
+  (``arrow_types.delta_description`` / ``lance_description``), against the
+  schema jobledger last committed to that uri in that format
+  (``check_registered``: jobledger.lake_dataset, no storage access; the
+  runner checks the real table before writing).
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ def check(plpy: Any, job: str, owner: str,
         check_registered(plpy, job, destination,
                          [(c.name, arrow_types.delta_description(c.arrow)) for c in mapped])
     if isinstance(destination, destinations.Lance):
-        check_writer(plpy, job, owner)
+        check_lake_writer(plpy, job, owner, destination.uri)
         check_registered(plpy, job, destination,
                          [(c.name, arrow_types.lance_description(c.arrow)) for c in mapped])
     return mapped
