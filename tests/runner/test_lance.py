@@ -130,6 +130,23 @@ def test_overwrite_creates_a_missing_dataset(db, lake_dir, start_runner) -> None
     assert lance.dataset(uri, version=1).to_table().to_pydict() == {"n": [1]}
 
 
+def test_a_query_failing_mid_stream_commits_nothing(db, lake_dir, start_runner) -> None:
+    """An error of the query after batches went into Lance fails the run with
+    the query's error (not Lance's), and no version is committed."""
+    uri = str(lake_dir / "ds")
+    runnertools.define(db, "fine", "SELECT CAST(1 AS integer) AS n", f"lance:{uri}?create_if_missing=true")
+    runnertools.define(db, "breaks", "SELECT CAST(1 / (g - 150000) AS integer) AS n"
+                       " FROM generate_series(1, 200000) AS g", f"lance:{uri}")
+    runnertools.submit(db, "fine")
+    _drain(start_runner)
+    run = runnertools.submit(db, "breaks")
+    _drain(start_runner)
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["error_sqlstate"]) == ("failed", "22012"), row
+    assert "division by zero" in row["error"]
+    assert lance.dataset(uri).version == 1 and lance.dataset(uri).count_rows() == 1
+
+
 def test_merge_is_refused_at_define(db) -> None:
     with pytest.raises(Exception) as refused:
         runnertools.define(db, "m", "SELECT 1 AS id", "lance:/tmp/jl_never?create_if_missing=true", mode="merge")
