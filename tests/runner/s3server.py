@@ -25,7 +25,7 @@ import pytest
 REGION = "us-east-1"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -34,7 +34,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[dict[str, str]]:
     """moto in server mode; the AWS_* settings of an IAM user allowed everything."""
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     # The first 3 requests (creating the user, its policy and key) need no credentials.
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}

@@ -15,7 +15,7 @@ import pytest
 
 import dbtools
 import runnertools
-from s3server import bucket, s3_server  # noqa: F401 (fixtures)
+from s3server import bucket, free_port, s3_server  # noqa: F401 (fixtures)
 from test_delta import EXPECTED_DELTA, EXTRA
 from test_lake import TYPES_QUERY
 
@@ -105,7 +105,7 @@ def test_an_unreachable_store_is_retried_and_the_retry_commits_once(db, s3_serve
     uri = f"s3://{bucket}/outage"
     runnertools.define(db, "outage", "SELECT 1 AS n", f"delta:{uri}?create_if_missing=true", max_attempts=2)
     run = runnertools.submit(db, "outage")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     _drain(start_runner, "--retry-backoff", "600")
     row = dbtools.run_row(db, run)
     assert (row["status"], row["attempt"], row["error_category"]) == ("pending", 1, "storage_error"), row

@@ -12,7 +12,7 @@ import lance
 
 import dbtools
 import runnertools
-from s3server import bucket, s3_server  # noqa: F401 (fixtures)
+from s3server import bucket, free_port, s3_server  # noqa: F401 (fixtures)
 from test_lance import TYPES_WITH_EXTRA, check_types_row
 
 
@@ -97,3 +97,24 @@ def test_two_runners_committing_to_one_dataset_both_land(db, s3_server, bucket, 
     for row in rows:
         assert dataset.read_transaction(int(row["snapshot_id"])).transaction_properties["jobledger.run"] == str(
             row["id"])
+
+
+def test_an_unreachable_store_is_retried_and_the_retry_commits_once(db, s3_server, bucket, start_runner,
+                                                                     monkeypatch) -> None:
+    """storage_error (nothing listens at the endpoint) is worth another
+    attempt; the retry, with the store back, asks the dataset first and
+    commits one version."""
+    uri = f"s3://{bucket}/outage"
+    runnertools.define(db, "outage", "SELECT 1 AS n", f"lance:{uri}?create_if_missing=true", max_attempts=2)
+    run = runnertools.submit(db, "outage")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    _drain(start_runner, "--retry-backoff", "600")
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["attempt"], row["error_category"]) == ("pending", 1, "storage_error"), row
+    db.execute("UPDATE jobledger.run SET run_after = now() WHERE id = %s", (run,))  # the backoff, skipped
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server["AWS_ENDPOINT_URL"])
+    _drain(start_runner)
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["attempt"], row["snapshot_id"]) == ("succeeded", 2, "1"), row
+    dataset = lance.dataset(uri, storage_options=s3_server)
+    assert (dataset.version, dataset.to_table().column("n").to_pylist()) == (1, [1])

@@ -1,11 +1,12 @@
-"""How an object store's error becomes a run's category (delta_table.storage_failure):
-what a user can act on is named, anything else is storage_error (retried)."""
+"""How an object store's error becomes a run's category (delta_table.storage_failure,
+lance_dataset.storage_failure: one rule, table_format.storage_failure): what a
+user can act on is named, anything else is storage_error (retried)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jobledger.lake import delta_table
+from jobledger.lake import delta_table, lance_dataset
 
 
 @pytest.mark.parametrize(("text", "category"), [
@@ -23,7 +24,10 @@ from jobledger.lake import delta_table
 def test_store_errors_map_to_categories(text: str, category: str) -> None:
     failure = delta_table.storage_failure("s3://b/t", OSError(text))
     assert failure.category == category
-    assert "s3://b/t" in failure.message
+    assert "s3://b/t" in failure.message and "delta table" in failure.message
+    lance_failure = lance_dataset.storage_failure("s3://b/t", OSError(text))
+    assert lance_failure.category == category
+    assert "s3://b/t" in lance_failure.message and "lance dataset" in lance_failure.message
 
 
 def test_colour_codes_and_chains_are_flattened() -> None:
