@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import pathlib
 import uuid
 
 import lance
@@ -18,6 +19,7 @@ import pytest
 
 import dbtools
 import runnertools
+from test_delta import lake_owner  # noqa: F401 (a fixture)
 from test_lake import TYPES, TYPES_QUERY, lake_dir  # noqa: F401 (a fixture)
 
 
@@ -289,3 +291,30 @@ def test_the_registry_accepts_only_the_runs_own_destination(db, lake_dir, start_
                        " VALUES (%s, 1, %s, 'application/json', %s)", (run, name, payload))
         assert dbtools.category(refused.value) == "invalid_argument", name
     assert db.execute("SELECT count(*) AS n FROM jobledger.lake_dataset").fetchone() == {"n": 0}
+
+
+# ---- who may write where: the same grants as delta: (core.lake_grants) ----
+
+
+def test_lance_writes_need_a_lake_grant(db, lake_owner, lake_dir, make_role, connect, start_runner) -> None:
+    lake_owner, group = lake_owner
+    uri = str(lake_dir / "granted")
+    runnertools.define(lake_owner, "granted", "SELECT 1 AS n", f"lance:{uri}?create_if_missing=true")
+    run = runnertools.submit(lake_owner, "granted")
+    _drain(start_runner)
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["snapshot_id"], row["rows_written"]) == ("succeeded", "1", 1), row
+    assert lance.dataset(uri).count_rows() == 1
+
+    stranger = connect(user=make_role("no_lake"))
+    with pytest.raises(Exception) as refused:
+        runnertools.define(stranger, "elsewhere", "SELECT 1 AS n", f"lance:{uri}?create_if_missing=true")
+    assert dbtools.category(refused.value) == "permission_denied"
+
+    # Taken back after submit: the runner asks again before writing.
+    run = runnertools.submit(lake_owner, "granted")
+    db.execute("SELECT jobledger.disallow_lake_prefix(%s, %s)", (group, str(lake_dir)))
+    _drain(start_runner)
+    row = dbtools.run_row(db, run)
+    assert (row["status"], row["error_category"]) == ("failed", "permission_denied"), row
+    assert lance.dataset(uri).version == 1 and pathlib.Path(uri).is_dir()
