@@ -24,7 +24,7 @@ CREATE EXTENSION jobledger CASCADE;
 -- The runner: EXECUTE on the runner's functions, membership in the job owners.
 GRANT EXECUTE ON FUNCTION
     jobledger_internal.claim_runs(text, integer),
-    jobledger_internal.complete_run(uuid, integer, text, bigint),
+    jobledger_internal.complete_run(uuid, integer, text, bigint, text, jsonb),
     jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval),
     jobledger_internal.heartbeat(text, uuid[]),
     jobledger_internal.release_run(uuid, integer, text),
@@ -37,7 +37,6 @@ GRANT EXECUTE ON FUNCTION
 GRANT demo_owner TO demo_runner;
 -- And for destinations outside the database (result, parquet:; 0.4.0).
 GRANT EXECUTE ON FUNCTION
-    jobledger_internal.complete_run(uuid, integer, text, bigint, text),
     jobledger_internal.emit_output(uuid, text, text, bytea, uuid[]),
     jobledger_internal.lock_run(uuid, integer, text),
     jobledger_internal.report_progress(uuid, integer, text, bigint, integer)

@@ -48,12 +48,27 @@ SELECT j.name AS job,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY r.finished_at - r.started_at)
            FILTER (WHERE r.status = 'succeeded') AS p50_duration,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY r.finished_at - r.started_at)
-           FILTER (WHERE r.status = 'succeeded') AS p95_duration
+           FILTER (WHERE r.status = 'succeeded') AS p95_duration,
+       -- 0.6.0: the runner's figures of succeeded runs (run.metrics, checked
+       -- by complete_run: numbers only).  Runs without the figure (older
+       -- runners, a destination kind that does not measure it) are left out.
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.rows_written)
+           FILTER (WHERE r.status = 'succeeded') AS p50_rows,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY r.rows_written)
+           FILTER (WHERE r.status = 'succeeded') AS p95_rows,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY (r.metrics -> 'first_row_ms')::double precision)
+           FILTER (WHERE r.status = 'succeeded') AS p50_first_row_ms,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY (r.metrics -> 'first_row_ms')::double precision)
+           FILTER (WHERE r.status = 'succeeded') AS p95_first_row_ms,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY (r.metrics -> 'bytes')::double precision)
+           FILTER (WHERE r.status = 'succeeded') AS p50_bytes,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY (r.metrics -> 'bytes')::double precision)
+           FILTER (WHERE r.status = 'succeeded') AS p95_bytes
   FROM jobledger.job AS j
   LEFT JOIN jobledger.run AS r ON r.job = j.name
  GROUP BY j.name, j.current_version;
 COMMENT ON VIEW jobledger.job_stats IS
-    'Per job: runs by status, last success and failure, median and 95th percentile duration of successful runs. Counts the jobs and runs the querying role may see.';
+    'Per job: runs by status, last success and failure, median and 95th percentile of successful runs'' duration, rows written, time to first row and bytes written (the last two from run.metrics, where measured). Counts the jobs and runs the querying role may see.';
 GRANT SELECT ON jobledger.job_stats TO PUBLIC;
 
 CREATE OR REPLACE VIEW jobledger.refused_versions WITH (security_invoker = true) AS

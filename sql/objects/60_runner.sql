@@ -202,8 +202,37 @@ COMMENT ON FUNCTION jobledger_internal.claim_runs(text, integer) IS
 REVOKE ALL ON FUNCTION jobledger_internal.claim_runs(text, integer) FROM PUBLIC;
 
 
+CREATE OR REPLACE FUNCTION jobledger_internal.check_metrics(metrics jsonb)
+RETURNS void
+LANGUAGE plpgsql
+IMMUTABLE
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+BEGIN
+    -- What a run's metrics may be: NULL, or a small JSON object of
+    -- non-negative numbers (jobledger.job_stats casts them; an owner's
+    -- connection may call complete_attached_run with anything).
+    IF check_metrics.metrics IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.jsonb_typeof(check_metrics.metrics) <> 'object'
+       OR (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_each(check_metrics.metrics)) > 32
+       OR EXISTS (SELECT 1 FROM pg_catalog.jsonb_each(check_metrics.metrics) AS e (key, value)
+                   WHERE pg_catalog.jsonb_typeof(e.value) <> 'number'
+                      OR e.value::text::numeric < 0
+                      OR pg_catalog.length(e.key) > 63) THEN
+        RAISE EXCEPTION 'a run''s metrics must be a JSON object of at most 32 non-negative numbers'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'category: invalid_argument';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION jobledger_internal.check_metrics(jsonb) IS
+    'Internal: raises invalid_argument unless metrics is NULL or a JSON object of at most 32 non-negative numbers (keys of at most 63 characters).';
+REVOKE ALL ON FUNCTION jobledger_internal.check_metrics(jsonb) FROM PUBLIC;
+
+
 CREATE OR REPLACE FUNCTION jobledger_internal.complete_run(
-    run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text
+    run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text, metrics jsonb DEFAULT NULL
 )
 RETURNS void
 LANGUAGE plpgsql
@@ -219,12 +248,16 @@ BEGIN
     -- other raises, so that the write rolls back with it.
     PERFORM jobledger_internal.fence(complete_run.run, complete_run.attempt, complete_run.worker,
         'The run was cancelled, or taken over after its lease expired; this attempt''s writes roll back.');
+    PERFORM jobledger_internal.check_metrics(complete_run.metrics);
     UPDATE jobledger.run AS r
        SET status = 'succeeded',
            finished_at = finished,
            heartbeat_at = finished,
            rows_written = complete_run.rows_written,
            snapshot_id = complete_run.snapshot_id,
+           -- The attempt's figures (docs/runner.md, "Run metrics"); NULL
+           -- from a caller that measured nothing.
+           metrics = complete_run.metrics,
            -- A run that reported progress, or published a version, ends at 100.
            progress = CASE WHEN r.progress IS NOT NULL OR complete_run.snapshot_id IS NOT NULL THEN 100 END,
            error = NULL,
@@ -234,11 +267,12 @@ BEGIN
     PERFORM jobledger_internal.close_attempt(complete_run.run, complete_run.attempt, 'succeeded', finished);
 END
 $$;
-COMMENT ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text) IS
-    'Runner only, in the transaction that wrote the destination (or, for a destination outside the database, that records what was published): flips the run to succeeded with rows_written and snapshot_id (the dataset version published, else NULL) if it is still running with this attempt on this worker; otherwise raises (category run_fenced) so that the whole transaction, write included, rolls back.';
-REVOKE ALL ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text) FROM PUBLIC;
+COMMENT ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text, jsonb) IS
+    'Runner only, in the transaction that wrote the destination (or, for a destination outside the database, that records what was published): flips the run to succeeded with rows_written, snapshot_id (the dataset version published, else NULL) and metrics (the attempt''s figures: a JSON object of non-negative numbers, else NULL) if it is still running with this attempt on this worker; otherwise raises (category run_fenced) so that the whole transaction, write included, rolls back.';
+REVOKE ALL ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text, jsonb) FROM PUBLIC;
 
--- 0.3.0's signature, for table destinations (and runners of 0.3.0).
+-- 0.3.0's signature, for table destinations (the runners of 0.3.0 to 0.5.0;
+-- those of 0.6.0 call the six-argument form, with their metrics).
 CREATE OR REPLACE FUNCTION jobledger_internal.complete_run(run uuid, attempt integer, worker text, rows_written bigint)
 RETURNS void
 LANGUAGE sql
@@ -246,10 +280,10 @@ SECURITY DEFINER
 SET search_path = pg_catalog, jobledger, pg_temp
 AS $$
     SELECT jobledger_internal.complete_run(complete_run.run, complete_run.attempt, complete_run.worker,
-                                  complete_run.rows_written, NULL::pg_catalog.text)
+                                  complete_run.rows_written, NULL::pg_catalog.text, NULL::pg_catalog.jsonb)
 $$;
 COMMENT ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint) IS
-    'Runner only: complete_run with no snapshot_id (table destinations); see the five-argument form.';
+    'Runner only: complete_run with no snapshot_id and no metrics (table destinations, runners before 0.6.0); see the six-argument form.';
 REVOKE ALL ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint) FROM PUBLIC;
 
 

@@ -20,7 +20,7 @@
 -- EXECUTE is revoked from PUBLIC; the administrator grants it to the group
 -- of job owners (README "The runner"):
 --   GRANT EXECUTE ON FUNCTION jobledger_internal.attach_run(uuid, integer, text),
---       jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text),
+--       jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text, jsonb),
 --       jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),
 --       jobledger_internal.lock_attached_run(uuid, integer, text)
 --     TO jobledger_owners;
@@ -102,7 +102,8 @@ REVOKE ALL ON FUNCTION jobledger_internal.check_attached(uuid, integer, text) FR
 
 
 CREATE OR REPLACE FUNCTION jobledger_internal.complete_attached_run(
-    run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text DEFAULT NULL
+    run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text DEFAULT NULL,
+    metrics jsonb DEFAULT NULL
 )
 RETURNS void
 LANGUAGE plpgsql
@@ -116,12 +117,12 @@ BEGIN
                                      complete_attached_run.worker);
     PERFORM jobledger_internal.complete_run(complete_attached_run.run, complete_attached_run.attempt,
                                    complete_attached_run.worker, complete_attached_run.rows_written,
-                                   complete_attached_run.snapshot_id);
+                                   complete_attached_run.snapshot_id, complete_attached_run.metrics);
 END
 $$;
-COMMENT ON FUNCTION jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text) IS
-    'Runner, on the job owner''s connection executing the run (attach_run): complete_run in the transaction that wrote the destination; raises run_fenced unless the run is still this attempt''s, owned by session_user and attached to this backend.';
-REVOKE ALL ON FUNCTION jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text) FROM PUBLIC;
+COMMENT ON FUNCTION jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text, jsonb) IS
+    'Runner, on the job owner''s connection executing the run (attach_run): complete_run (with its metrics) in the transaction that wrote the destination; raises run_fenced unless the run is still this attempt''s, owned by session_user and attached to this backend.';
+REVOKE ALL ON FUNCTION jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text, jsonb) FROM PUBLIC;
 
 
 CREATE OR REPLACE FUNCTION jobledger_internal.emit_attached_output(

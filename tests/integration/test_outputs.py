@@ -95,7 +95,7 @@ def test_public_may_read_but_not_emit(db, job, make_role, connect) -> None:
         conn.execute("INSERT INTO jobledger.output (run, attempt, name, content_type, data)"
                      " VALUES (%s, 1, 'x', 'text/plain', 'x')", (run,))
     for fn in ("lock_run(uuid, integer, text)", "report_progress(uuid, integer, text, bigint, integer)",
-               "complete_run(uuid, integer, text, bigint, text)"):
+               "complete_run(uuid, integer, text, bigint, text, jsonb)"):
         assert conn.execute(f"SELECT has_function_privilege('jobledger_internal.{fn}', 'EXECUTE') AS ok").fetchone() == {
             "ok": False}, fn
 

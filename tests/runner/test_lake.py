@@ -31,7 +31,7 @@ from jobledger.lake import parquet_dataset
 
 LAKE_FUNCTIONS = (
     "jobledger_internal.claim_runs(text, integer)",
-    "jobledger_internal.complete_run(uuid, integer, text, bigint, text)",
+    "jobledger_internal.complete_run(uuid, integer, text, bigint, text, jsonb)",
     "jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval)",
     "jobledger_internal.heartbeat(text, uuid[])",
     "jobledger_internal.release_run(uuid, integer, text)",

@@ -31,7 +31,7 @@ from jobledger import client
 
 GROUP = "jobledger_owners"
 OWNER_GRANT = (f"GRANT EXECUTE ON FUNCTION jobledger_internal.attach_run(uuid, integer, text),"
-               " jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text),"
+               " jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text, jsonb),"
                " jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),"
                f" jobledger_internal.lock_attached_run(uuid, integer, text) TO {GROUP}")
 

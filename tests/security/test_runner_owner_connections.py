@@ -23,7 +23,7 @@ import runnertools
 GROUP = "jobledger_owners"
 MAP_LINE = f"local all +{GROUP} peer map=jobledger\n"
 GRANT = (f"GRANT EXECUTE ON FUNCTION jobledger_internal.attach_run(uuid, integer, text),"
-         " jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text),"
+         " jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text, jsonb),"
          " jobledger_internal.emit_attached_output(uuid, integer, text, text, text, bytea, uuid[]),"
          f" jobledger_internal.lock_attached_run(uuid, integer, text) TO {GROUP}")
 

@@ -112,3 +112,37 @@ def test_snapshot_sees_what_an_upgrade_could_miss(jobledger_server, fresh_snapsh
             before = dbtools.catalog_snapshot(conn)
             conn.execute(change)
             assert dbtools.snapshot_differences(dbtools.catalog_snapshot(conn), before), change
+
+
+@pytest.mark.parametrize("old", [v for v in OLDER if assemble.version_key(v) >= (0, 5, 0)])
+def test_upgrade_gives_the_completion_grants_again(jobledger_server, make_role, old: str) -> None:
+    """0.6.0 adds a metrics parameter to complete_run and complete_attached_run
+    (a new signature): whoever a DBA let execute the old forms may execute
+    the new ones after the update, and nobody else."""
+    table_runner, lake_runner, owners, other = (make_role(n) for n in ("tables", "lakes", "owners", "other"))
+    with dbtools.scratch_database(jobledger_server) as conn:
+        conn.execute("CREATE EXTENSION jobledger VERSION %s CASCADE" % psycopg.sql.quote(old))
+        conn.execute(f"GRANT EXECUTE ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint)"
+                     f" TO {table_runner}")
+        conn.execute(f"GRANT EXECUTE ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text)"
+                     f" TO {lake_runner} WITH GRANT OPTION")
+        conn.execute("GRANT EXECUTE ON FUNCTION"
+                     f" jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text) TO {owners}")
+        conn.execute("ALTER EXTENSION jobledger UPDATE")
+
+        def may(role: str, fn: str, privilege: str = "EXECUTE") -> bool:
+            return conn.execute("SELECT has_function_privilege(%s, %s, %s) AS ok",
+                                (role, f"jobledger_internal.{fn}", privilege)).fetchone()["ok"]
+
+        new_run = "complete_run(uuid, integer, text, bigint, text, jsonb)"
+        new_attached = "complete_attached_run(uuid, integer, text, bigint, text, jsonb)"
+        assert may(table_runner, new_run) and may(table_runner, "complete_run(uuid, integer, text, bigint)")
+        assert may(lake_runner, new_run) and may(lake_runner, new_run, "EXECUTE WITH GRANT OPTION")
+        assert not may(table_runner, new_run, "EXECUTE WITH GRANT OPTION")
+        assert may(owners, new_attached) and not may(owners, new_run)
+        assert not any(may(other, fn) for fn in (new_run, new_attached))
+        assert not any(may("public", fn) for fn in (new_run, new_attached))
+        for gone in ("complete_run(uuid, integer, text, bigint, text)",
+                     "complete_attached_run(uuid, integer, text, bigint, text)"):
+            assert conn.execute("SELECT to_regprocedure(%s) AS fn", (f"jobledger_internal.{gone}",)).fetchone() == {
+                "fn": None}

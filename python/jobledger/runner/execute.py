@@ -10,7 +10,8 @@ trips:
    ``INSERT INTO dest (columns) (<rendered SQL>)`` (merge: ``ON CONFLICT
    (primary key) DO UPDATE``).  Its row count is what ``rows_written`` needs.
 2. ``reset_role`` (the runner's role again, no timeout); ``complete_run`` (the fenced flip to succeeded, which
-   raises if the run is no longer this attempt's); the executor's next
+   raises if the run is no longer this attempt's; it records the run's metrics: rows and the time of step 1,
+   runner.run_metrics); the executor's next
    claim (so one commit serves both); ``COMMIT``; ``session.RESET`` (nothing
    the job left in the session outlives its run).
 
@@ -43,7 +44,7 @@ from psycopg import sql
 
 from jobledger.core import destinations
 from jobledger.core.search_path import TEMPLATE_SEARCH_PATH
-from jobledger.runner import claim, ledger, outcome, queries, session, wire
+from jobledger.runner import claim, ledger, outcome, queries, run_metrics, session, wire
 
 class OutputColumns:
     """The names of the columns a run's query produces, by job version.
@@ -126,13 +127,16 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
     assert not (attached and claim_next), "an owner's connection claims nothing"
     try:
         with wire.Pipeline(conn) as pipeline:
+            began = time.monotonic()  # the write's round trip: its statement_ms (runner.run_metrics)
             pipeline.send(b"BEGIN")
             pipeline.send(queries.pipelined("run_context"), run.context())
             for step in steps:
                 pipeline.send(step.as_bytes(conn))
             rows_written = wire.rows_affected(pipeline.sync()[-1])
+            figures = run_metrics.table(rows_written, time.monotonic() - began)
             pipeline.send(queries.pipelined("reset_role"), {})
-            pipeline.send(*ledger.complete_pipelined(ledger.Attempt.of(run, worker), rows_written, attached))
+            pipeline.send(*ledger.complete_pipelined(ledger.Attempt.of(run, worker), rows_written, attached,
+                                                     figures))
             if claim_next:  # in the same transaction: one commit for both
                 pipeline.send(*ledger.claim_runs_pipelined(worker))
             pipeline.send(b"COMMIT")

@@ -82,7 +82,7 @@ from psycopg import rows, sql
 
 from jobledger.core import dataset_manifest, destinations, errors, lake_grants
 from jobledger.lake import arrow_batches, ipc_result, parquet_dataset
-from jobledger.runner import claim, faults, ledger, outcome, queries, session
+from jobledger.runner import claim, faults, ledger, outcome, queries, run_metrics, session
 
 log = logging.getLogger("jobledger.runner")
 
@@ -198,7 +198,8 @@ def _result(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls:
         settings = _settings(calls.runner_conn)
         conn.execute(queries.get("run_context"), run.context())
         deadline = _deadline(run)
-        with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result:
+        measure = run_metrics.Lake()
+        with measure.query(arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS)) as result:
             ipc = ipc_result.encode(result.schema, _until(deadline, result.batches),
                                     max_bytes=settings.result_max_bytes)
         table = ipc_result.decode(ipc)
@@ -212,7 +213,7 @@ def _result(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls:
         conn.execute(queries.get("reset_role"))
         ipc_id = _emit(calls, run, worker, "result", IPC_CONTENT_TYPE, ipc)
         _emit(calls, run, worker, "result.json", JSON_CONTENT_TYPE, rendered, [ipc_id])
-        _complete(calls, run, worker, table.num_rows, None)
+        _complete(calls, run, worker, table.num_rows, None, measure.figures(table.num_rows, len(ipc)))
     return table.num_rows
 
 
@@ -234,7 +235,8 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
         conn.execute(queries.get("run_context"), run.context())
         progress = Progress(calls.runner_conn, run, worker, settings.progress_interval, _estimate(conn, run))
         deadline = _deadline(run)
-        with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result, \
+        measure = run_metrics.Lake()
+        with measure.query(arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS)) as result, \
                 parquet_dataset.Writer(target.root, result.schema, run=str(run.id), attempt=run.attempt,
                                        mode=run.mode, create_if_missing=target.create_if_missing,
                                        progress=progress.report) as writer:
@@ -244,7 +246,7 @@ def _parquet(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, targe
             commit = writer.commit()
             faults.exit_now("exit-after-publish")
             try:
-                _record_commit(calls, run, worker, commit.manifest)
+                _record_commit(calls, run, worker, commit.manifest, measure)
             except Exception as exc:
                 raise Published(exc) from exc
     if commit.already_committed:
@@ -329,7 +331,8 @@ def _lake_table(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
         conn.execute(queries.get("run_context"), run.context())
         progress = Progress(calls.runner_conn, run, worker, settings.progress_interval, _estimate(conn, run))
         deadline = _deadline(run)
-        with arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS) as result:
+        measure = run_metrics.Lake()
+        with measure.query(arrow_batches.stream(conn, run.rendered_sql, batch_rows=BATCH_ROWS)) as result:
             commit = write(result.schema, _until(deadline, result.batches), run=str(run.id),
                            attempt=run.attempt, mode=run.mode, create_if_missing=target.create_if_missing,
                            progress=progress.report,
@@ -338,7 +341,7 @@ def _lake_table(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str,
         conn.execute(queries.get("reset_role"))
         faults.exit_now("exit-after-publish")
         try:
-            _record_lake(calls, run, worker, target, commit)
+            _record_lake(calls, run, worker, target, commit, measure)
         except Exception as exc:
             raise Published(exc) from exc
     return commit.rows_written
@@ -366,14 +369,16 @@ def check_lake_writer(conn: psycopg.Connection, run: claim.ClaimedRun, uri: str)
 
 
 def _record_lake(calls: Calls, run: claim.ClaimedRun, worker: str, target: destinations.Delta | destinations.Lance,
-                 commit: Any) -> None:
+                 commit: Any, measure: run_metrics.Lake | None = None) -> None:
     """The committed version in the ledger: the output ``delta_commit`` or
     ``lance_commit`` (one trigger for both updates jobledger.lake_dataset,
     what submit_job compares with), then the fenced success with the version
     as snapshot_id."""
     record = {"uri": target.uri, "format": target.kind, "version": commit.version, "schema": commit.schema}
     _emit(calls, run, worker, f"{target.kind}_commit", JSON_CONTENT_TYPE, json.dumps(record).encode())
-    _complete(calls, run, worker, commit.rows_written, str(commit.version))
+    # No bytes: neither delta-rs nor pylance says what its files take.
+    _complete(calls, run, worker, commit.rows_written, str(commit.version),
+              measure.figures(commit.rows_written) if measure else None)
 
 
 def _record_earlier(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, calls: Calls,
@@ -389,10 +394,16 @@ def _record_earlier(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str
         raise Published(exc) from exc
 
 
-def _record_commit(calls: Calls, run: claim.ClaimedRun, worker: str, manifest: dataset_manifest.Manifest) -> None:
-    """The published version in the ledger: the manifest as an output, then the fenced success."""
+def _record_commit(calls: Calls, run: claim.ClaimedRun, worker: str, manifest: dataset_manifest.Manifest,
+                   measure: run_metrics.Lake | None = None) -> None:
+    """The published version in the ledger: the manifest as an output, then
+    the fenced success (with the figures ``measure`` took: a retry that only
+    records an earlier attempt's version has none)."""
     _emit(calls, run, worker, "manifest", JSON_CONTENT_TYPE, manifest.to_json().encode())
-    _complete(calls, run, worker, manifest.added_rows, str(manifest.version))
+    added = set(manifest.added)
+    figures = measure.figures(manifest.added_rows, sum(f.bytes for f in manifest.files if f.path in added)) \
+        if measure else None
+    _complete(calls, run, worker, manifest.added_rows, str(manifest.version), figures)
 
 
 def _retention(target: destinations.Parquet, settings: Settings) -> None:
@@ -507,5 +518,6 @@ def _emit(calls: Calls, run: claim.ClaimedRun, worker: str, name: str, content_t
 
 
 def _complete(calls: Calls, run: claim.ClaimedRun, worker: str, rows_written: int,
-              snapshot_id: str | None) -> None:
-    ledger.complete(calls.conn, ledger.Attempt.of(run, worker), rows_written, snapshot_id, calls.attached)
+              snapshot_id: str | None, metrics: dict[str, int | float] | None = None) -> None:
+    ledger.complete(calls.conn, ledger.Attempt.of(run, worker), rows_written, snapshot_id, calls.attached,
+                    metrics)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import uuid
 from typing import Any
 
@@ -66,21 +67,29 @@ def claim_runs_pipelined(worker: str) -> tuple[queries.Pipelined, dict[str, Any]
 # ---- the fenced transitions of a claimed run ----------------------------------
 
 
-def complete_pipelined(attempt: Attempt, rows_written: int, attached: bool = False
+def _metrics(metrics: dict[str, int | float] | None) -> str | None:
+    """The run's metrics as the JSON text complete_run takes (jsonb); None: none."""
+    return None if metrics is None else json.dumps(metrics, sort_keys=True)
+
+
+def complete_pipelined(attempt: Attempt, rows_written: int, attached: bool = False,
+                       metrics: dict[str, int | float] | None = None
                        ) -> tuple[queries.Pipelined, dict[str, Any]]:
     """complete_run (running -> succeeded) for a pipeline, in the transaction
-    that wrote the destination; raises run_fenced there if the run is no
-    longer this attempt's."""
+    that wrote the destination, with the attempt's ``metrics``
+    (runner.metrics); raises run_fenced there if the run is no longer this
+    attempt's."""
     return (queries.pipelined("complete_attached_run" if attached else "complete_run"),
-            attempt.params(rows_written=rows_written))
+            attempt.params(rows_written=rows_written, metrics=_metrics(metrics)))
 
 
 def complete(conn: psycopg.Connection, attempt: Attempt, rows_written: int, snapshot_id: str | None,
-             attached: bool = False) -> None:
-    """complete_run with the version published (snapshot_id), in the
-    transaction that records it; raises run_fenced if not this attempt's."""
+             attached: bool = False, metrics: dict[str, int | float] | None = None) -> None:
+    """complete_run with the version published (snapshot_id) and the
+    attempt's ``metrics``, in the transaction that records it; raises
+    run_fenced if not this attempt's."""
     conn.execute(queries.get("complete_attached_run_snapshot" if attached else "complete_run_snapshot"),
-                 attempt.params(rows_written=rows_written, snapshot_id=snapshot_id))
+                 attempt.params(rows_written=rows_written, snapshot_id=snapshot_id, metrics=_metrics(metrics)))
 
 
 def fail(conn: psycopg.Connection, attempt: Attempt, *, error: str, sqlstate: str | None, category: str,

@@ -140,7 +140,9 @@ SELECT pg_catalog.set_config('role', 'none', true),
        pg_catalog.set_config('idle_in_transaction_session_timeout', '0', true)
 
 -- name: complete_run
-SELECT jobledger_internal.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
+-- The six-argument form (0.6.0): no snapshot for a table, the run's metrics.
+SELECT jobledger_internal.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, NULL::pg_catalog.text,
+                                       %(metrics)s::pg_catalog.jsonb)
 
 -- name: fail_run
 SELECT jobledger_internal.fail_run(%(run)s, %(attempt)s, %(worker)s, %(error)s, %(sqlstate)s, %(category)s,
@@ -187,7 +189,8 @@ SELECT jobledger_internal.lock_run(%(run)s, %(attempt)s, %(worker)s)
 SELECT jobledger_internal.report_progress(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(progress)s) AS reported
 
 -- name: complete_run_snapshot
-SELECT jobledger_internal.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
+SELECT jobledger_internal.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s,
+                                       %(metrics)s::pg_catalog.jsonb)
 
 -- ---- --connect-as-owner (runner.owners): on the job owner's connection ----
 
@@ -196,10 +199,12 @@ SELECT jobledger_internal.complete_run(%(run)s, %(attempt)s, %(worker)s, %(rows_
 SELECT jobledger_internal.attach_run(%(run)s, %(attempt)s, %(worker)s)
 
 -- name: complete_attached_run
-SELECT jobledger_internal.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s)
+SELECT jobledger_internal.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, NULL::pg_catalog.text,
+                                                %(metrics)s::pg_catalog.jsonb)
 
 -- name: complete_attached_run_snapshot
-SELECT jobledger_internal.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s)
+SELECT jobledger_internal.complete_attached_run(%(run)s, %(attempt)s, %(worker)s, %(rows_written)s, %(snapshot_id)s,
+                                                %(metrics)s::pg_catalog.jsonb)
 
 -- name: emit_attached_output
 SELECT jobledger_internal.emit_attached_output(%(run)s, %(attempt)s, %(worker)s, %(name)s, %(content_type)s, %(data)s,
