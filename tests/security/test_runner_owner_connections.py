@@ -133,8 +133,12 @@ def test_every_mode_runs_exactly_once_as_its_owner(db, owners, connect, start_ru
 
     for name, ids in runs.items():
         for run in ids:
-            assert dbtools.run_row(db, run)["status"] == "succeeded", (name, dbtools.run_row(db, run))
+            row = dbtools.run_row(db, run)
+            assert row["status"] == "succeeded", (name, row)
             assert [a[2] for a in runnertools.attempts(db, run)] == ["succeeded"], name
+            # complete_attached_run recorded the metrics (docs/runner.md, "Run metrics").
+            assert row["metrics"]["rows"] == row["rows_written"] == 1, (name, row)
+            assert ("bytes" in row["metrics"]) == (name == "res"), (name, row)
     assert db.execute("SELECT n, who, runner_role FROM public.appended ORDER BY n").fetchall() == [
         {"n": 1, "who": owner_a, "runner_role": owner_a}, {"n": 2, "who": owner_a, "runner_role": owner_a}]
     over_rows = db.execute("SELECT n, who FROM public.overwritten").fetchall()

@@ -181,6 +181,19 @@ def runs(job: str | None, statuses: tuple[str, ...], limit: int, as_json: bool, 
         for r in found])
 
 
+METRICS_ORDER = ("rows", "first_row_ms", "query_ms", "write_ms", "statement_ms", "bytes", "arrow_bytes")
+
+
+def metrics_text(metrics: dict[str, Any] | None) -> str | None:
+    """run.metrics on one line, the documented keys first (docs/runner.md,
+    "Run metrics"): ``rows 3, first row 0.8 ms, query 1.2 ms, ...``."""
+    if not metrics:
+        return None
+    keys = [k for k in METRICS_ORDER if k in metrics] + sorted(k for k in metrics if k not in METRICS_ORDER)
+    return ", ".join(f"{k[:-3].replace('_', ' ')} {metrics[k]} ms" if k.endswith("_ms")
+                     else f"{k.replace('_', ' ')} {metrics[k]}" for k in keys)
+
+
 @click.command()
 @click.argument("run")
 @common.json_option
@@ -209,6 +222,7 @@ def show(run: str, as_json: bool, dsn: str | None) -> None:
         ("worker", row["worker"]),
         ("output", f"{row['destination']} ({row['mode']})" if row["destination"] else None),
         ("rows written", row["rows_written"]), ("snapshot", row["snapshot_id"]),
+        ("metrics", metrics_text(row.get("metrics"))),
     ]
     if row["error"]:
         fields.append(("error", f"{row['error']} (category {row['error_category']}, "
