@@ -45,7 +45,8 @@ BEGIN
     CREATE FUNCTION jobledger_internal.complete_run(
         run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text, metrics jsonb DEFAULT NULL
     )
-    RETURNS void LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''not yet defined''; END';
+    RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, jobledger, pg_temp
+    AS 'BEGIN RAISE EXCEPTION ''not yet defined''; END';
     REVOKE ALL ON FUNCTION jobledger_internal.complete_run(uuid, integer, text, bigint, text, jsonb) FROM PUBLIC;
 
     IF old_attached IS NOT NULL THEN
@@ -55,7 +56,8 @@ BEGIN
         run uuid, attempt integer, worker text, rows_written bigint, snapshot_id text DEFAULT NULL,
         metrics jsonb DEFAULT NULL
     )
-    RETURNS void LANGUAGE plpgsql AS 'BEGIN RAISE EXCEPTION ''not yet defined''; END';
+    RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, jobledger, pg_temp
+    AS 'BEGIN RAISE EXCEPTION ''not yet defined''; END';
     REVOKE ALL ON FUNCTION jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text, jsonb)
         FROM PUBLIC;
 
