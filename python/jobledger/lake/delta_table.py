@@ -2,8 +2,8 @@
 
 One run commits exactly one new table version; its number is the run's
 snapshot_id.  The batches are streamed into delta-rs as a
-``pyarrow.RecordBatchReader`` (memory: the batches in flight, never the
-whole result).
+``pyarrow.RecordBatchReader`` (memory: the batches in flight and one
+Parquet row group of ``ROW_GROUP_ROWS`` rows, never the whole result).
 
 * ``append`` adds files, ``overwrite`` replaces the table's rows (earlier
   versions stay readable by time travel until they are vacuumed), ``merge``
@@ -52,6 +52,15 @@ ATTEMPT_KEY = "jobledger.attempt"
 STORAGE_VARIABLES = table_format.STORAGE_VARIABLES
 MODES = ("append", "overwrite", "merge")
 HISTORY_PAGE = 100
+# Rows per Parquet row group of the files a run writes.  delta-rs's default,
+# 1,048,576 (the parquet crate's), keeps up to that many rows' encoded pages
+# in memory, so the runner's peak RSS grew with the result up to a few
+# million rows (bench/bench_lake.py: 1M rows 296 MiB, 10M 337 MiB); at
+# 262,144 it stays flat, for about 20% more bytes on disk.  Compression
+# stays delta-rs's default, Snappy (WriterProperties without one would
+# write uncompressed files).
+ROW_GROUP_ROWS = 262_144
+COMPRESSION = "SNAPPY"
 
 Progress = table_format.Progress
 Commit = table_format.Commit
@@ -197,19 +206,22 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
     properties = deltalake.CommitProperties(
         custom_metadata={RUN_KEY: run, ATTEMPT_KEY: str(attempt)},
         app_transactions=[deltalake.Transaction(app_id(run), attempt)])
+    files = writer_properties()
     if before_write is not None:
         before_write()
     try:
         if mode == "merge" and table is not None:
             predicate = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in merge_keys)
-            (table.merge(reader, predicate, source_alias="s", target_alias="t", commit_properties=properties)
+            (table.merge(reader, predicate, source_alias="s", target_alias="t", commit_properties=properties,
+                         writer_properties=files)
              .when_matched_update_all().when_not_matched_insert_all().execute())
         else:
             deltalake.write_deltalake(
                 table if table is not None else uri, reader,
                 mode="overwrite" if mode == "overwrite" else "append",
                 partition_by=list(partition_by) or None if table is None else None,
-                storage_options=storage if table is None else None, commit_properties=properties)
+                storage_options=storage if table is None else None, commit_properties=properties,
+                writer_properties=files)
     except Exception as exc:
         if counter.error is not None:  # reading the query failed, not the table
             raise counter.error from None
@@ -220,6 +232,11 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
     if committed is None:
         raise errors.JobledgerError("runner_error", f"the delta table {uri} has no commit of run {run} after writing")
     return dataclasses.replace(committed, rows_written=counter.rows, already_committed=False)
+
+
+def writer_properties() -> deltalake.WriterProperties:
+    """How the Parquet files of a run are written: ROW_GROUP_ROWS, COMPRESSION."""
+    return deltalake.WriterProperties(max_row_group_size=ROW_GROUP_ROWS, compression=COMPRESSION)
 
 
 def _quoted(name: str) -> str:
