@@ -12,11 +12,13 @@ import pathlib
 
 import deltalake
 import pyarrow
+import pyarrow.parquet
 import pytest
 from psycopg import sql
 
 import dbtools
 import runnertools
+from jobledger.lake import delta_table
 from test_lake import TYPES, TYPES_QUERY, lake_dir  # noqa: F401 (a fixture)
 
 
@@ -113,6 +115,23 @@ def test_merge_on_key_columns(db, lake_dir, start_runner) -> None:
     assert (row["status"], row["snapshot_id"], row["rows_written"]) == ("succeeded", "1", 3), row
     table = deltalake.DeltaTable(uri).to_pyarrow_table().sort_by("id")
     assert table.to_pydict() == {"id": [1, 2, 3, 4, 5], "name": ["v1", "v1", "v2", "v2", "v2"]}
+
+
+def test_row_groups_are_bounded_and_compressed(db, lake_dir, start_runner) -> None:
+    """What keeps a run's memory flat however many rows it writes (docs/benchmarks.md,
+    "Lake writes"): row groups of at most ROW_GROUP_ROWS rows, Snappy as delta-rs's default."""
+    uri = str(lake_dir / "big")
+    rows = delta_table.ROW_GROUP_ROWS + 1000
+    runnertools.define(db, "big", f"SELECT g::int8 AS id, 'row ' || g AS label FROM generate_series(1, {rows}) AS g",
+                       f"delta:{uri}?create_if_missing=true")
+    run = runnertools.submit(db, "big")
+    _drain(start_runner)
+    assert dbtools.run_row(db, run)["rows_written"] == rows
+    files = [pyarrow.parquet.ParquetFile(path).metadata for path in deltalake.DeltaTable(uri).file_uris()]
+    groups = [meta.row_group(i) for meta in files for i in range(meta.num_row_groups)]
+    assert sum(g.num_rows for g in groups) == rows
+    assert max(g.num_rows for g in groups) == delta_table.ROW_GROUP_ROWS
+    assert {g.column(c).compression for g in groups for c in range(g.num_columns)} == {"SNAPPY"}
 
 
 def test_merge_needs_key_columns(db) -> None:
