@@ -268,7 +268,8 @@ def measure_format(conn: psycopg.Connection, fmt: str) -> dict[str, Any]:
             runs["baseline"].append(baseline_once(fmt, rows))
             say(f"{fmt} {rows} rows, {n + 1}/{REPEAT}: runner {runs['runner'][-1]['wall_seconds']:.1f} s "
                 f"{runs['runner'][-1]['peak_rss_bytes'] / 2**20:.0f} MiB, baseline "
-                f"{runs['baseline'][-1]['wall_seconds']:.1f} s {runs['baseline'][-1]['peak_rss_bytes'] / 2**20:.0f} MiB")
+                f"{runs['baseline'][-1]['wall_seconds']:.1f} s "
+                f"{runs['baseline'][-1]['peak_rss_bytes'] / 2**20:.0f} MiB")
         sizes[str(rows)] = {path: summary(found, rows) for path, found in runs.items()}
     small, large = sizes[str(min(SIZES))], sizes[str(max(SIZES))]
     rss_ratio = large["runner"]["peak_rss_bytes"] / small["runner"]["peak_rss_bytes"]
