@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 import deltalake
 import deltalake.exceptions
+from deltalake.fs import DeltaStorageHandler
 import pyarrow
 
 from jobledger.core import arrow_types, errors
@@ -51,7 +52,6 @@ ATTEMPT_KEY = "jobledger.attempt"
 # The runner's environment variables passed to delta-rs for s3:// tables.
 STORAGE_VARIABLES = table_format.STORAGE_VARIABLES
 MODES = ("append", "overwrite", "merge")
-HISTORY_PAGE = 100
 # Rows per Parquet row group of the files a run writes.  delta-rs's default,
 # 1,048,576 (the parquet crate's), keeps up to that many rows' encoded pages
 # in memory, so the runner's peak RSS grew with the result up to a few
@@ -143,24 +143,39 @@ def find_commit(uri: str, run: str, storage: dict[str, str] | None = None,
         attempt = table.transaction_version(app_id(run))
         if attempt is None:
             return None
-        found = _in_history(table, run)
+        found = _committed(table, storage, run)
     except (deltalake.exceptions.DeltaError, OSError) as exc:
         raise storage_failure(uri, exc) from None
     if found is None:
         raise errors.JobledgerError(
-            "runner_error", f"the delta table {uri} records a commit of run {run} that its history no longer has")
-    metrics = found.get("operationMetrics") or {}
+            "runner_error", f"the delta table {uri} records a commit of run {run} whose log entry is gone")
+    version, info = found
+    metrics = info.get("operationMetrics") or {}
     rows = metrics.get("num_source_rows", metrics.get("num_added_rows", 0))
-    return Commit(int(found["version"]), int(rows), int(attempt), already_committed=True,
-                  schema=tuple(schema_of(table)))
+    return Commit(version, int(rows), int(attempt), already_committed=True, schema=tuple(schema_of(table)))
 
 
-def _in_history(table: deltalake.DeltaTable, run: str) -> dict[str, Any] | None:
-    """The commit info of ``run``'s commit, newest first (usually among the last few)."""
-    for limit in (HISTORY_PAGE, None):
-        for entry in table.history(limit):
-            if entry.get(RUN_KEY) == run:
-                return entry
+def _committed(table: deltalake.DeltaTable, storage: dict[str, str] | None,
+               run: str) -> tuple[int, dict[str, Any]] | None:
+    """The version whose commit names ``run``, and its commit info, read from
+    the log's own files, newest first from the snapshot ``table`` loaded
+    (whose app transaction says the run committed, so at or below it).
+
+    Not ``DeltaTable.history()``: it numbers the commits it lists counting
+    down from a latest version, and a commit that lands while it lists (a
+    concurrent writer) shifts every number: a run recorded one version off,
+    or as version -1 (seen on S3 with two runners)."""
+    handler = DeltaStorageHandler(table.table_uri, storage)
+    for version in range(table.version(), -1, -1):
+        try:
+            with handler.open_input_file(f"_delta_log/{version:020d}.json") as entry:
+                lines = entry.read().decode().splitlines()
+        except FileNotFoundError:
+            return None  # the log before this version was cleaned up
+        for line in lines:
+            info = json.loads(line).get("commitInfo") if line.strip() else None
+            if info is not None and info.get(RUN_KEY) == run:
+                return version, info
     return None
 
 
