@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import subprocess
 import uuid
@@ -209,7 +210,20 @@ def snapshot_differences(a: dict[str, dict[str, str]], b: dict[str, dict[str, st
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def pg_config_command() -> str:
+    """The pg_config of the server under test: PG_CONFIG (as ``make test``
+    sets it), else the one beside the binaries of the server PG* names (not
+    whatever ``pg_config`` is on PATH: a test that runs ``make install``
+    must install into the server it tests, not another one)."""
+    if os.environ.get("PG_CONFIG"):
+        return os.environ["PG_CONFIG"]
+    with psycopg.connect(dbname="postgres") as conn:
+        bindir = conn.execute("SELECT setting FROM pg_catalog.pg_config WHERE name = 'BINDIR'").fetchone()[0]
+    return os.path.join(bindir, "pg_config")
+
+
 def pg_config(option: str) -> str:
-    """``pg_config option`` of the server under test: PG_CONFIG, as for make install."""
-    return subprocess.run([os.environ.get("PG_CONFIG") or "pg_config", option], check=True,
+    """``pg_config option`` of the server under test (pg_config_command)."""
+    return subprocess.run([pg_config_command(), option], check=True,
                           capture_output=True, text=True).stdout.strip()

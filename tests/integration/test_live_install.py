@@ -76,7 +76,7 @@ def test_sessions_never_fail_while_make_install_runs(db: psycopg.Connection) -> 
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
         for _ in range(3):
             installing.set()
-            done = subprocess.run(["make", "install", f"PG_CONFIG={os.environ.get('PG_CONFIG') or 'pg_config'}"],
+            done = subprocess.run(["make", "install", f"PG_CONFIG={dbtools.pg_config_command()}"],
                                   cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             installing.clear()
             assert done.returncode == 0, done.stdout + done.stderr

@@ -12,7 +12,6 @@ interpreter plpython3u uses, isolated from any other site-packages.
 from __future__ import annotations
 
 import ast
-import os
 import pathlib
 import subprocess
 
@@ -119,7 +118,7 @@ def test_the_installed_server_package_imports_without_the_client_extra() -> None
     installed = (pathlib.Path(dbtools.pg_config("--pkglibdir")) / "jobledger" / assemble.current_version()).resolve()
     assert (installed / "jobledger" / "server" / "__init__.py").is_file(), f"not installed: {installed}"
     interpreter = subprocess.run([str(PYTHON_DIR.parent / "plpython" / "interpreter.sh"),
-                                  os.environ.get("PG_CONFIG") or "pg_config"],
+                                  dbtools.pg_config_command()],
                                  check=True, capture_output=True, text=True).stdout.strip()
     code = (f"import importlib, sys; sys.path.insert(0, {str(installed)!r})\n"
             f"for name in {_modules('jobledger.server')!r}: importlib.import_module(name)\n"
