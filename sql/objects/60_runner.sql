@@ -8,7 +8,7 @@
 -- cancelled) can never overwrite what happened since.  docs/state-machine.md
 -- draws every transition.
 
-CREATE OR REPLACE FUNCTION jobledger_internal.claim_runs(worker text, max_runs integer DEFAULT 1)
+CREATE OR REPLACE FUNCTION jobledger_internal.claim_runs(worker text, max_runs integer, prefer_job text)
 RETURNS TABLE (
     id uuid,
     job text,
@@ -50,6 +50,11 @@ DECLARE
     busy_destinations text[] := '{}';
     serialised boolean := false;
     got uuid;
+    -- Affinity (docs/runner.md, "Affinity"): prefer_job's first runnable
+    -- run, if it is as good as the best one (same priority), is tried
+    -- before the others.
+    preferred record;
+    use_preferred boolean := false;
     -- A declared cursor is planned for its first rows (cursor_tuple_fraction),
     -- as a claim reads only a few: the plan walks run_claim_idx in order.
     candidates CURSOR (due timestamptz) FOR
@@ -81,7 +86,43 @@ BEGIN
     --    loop's query is read a few rows at a time).  Runs of a paused job
     --    are passed over (pause_job).  Nothing is locked here: step 3 locks
     --    each run it takes.
-    FOR candidate IN candidates(claimed_at) LOOP
+    --    Affinity: with prefer_job (the job this executor just ran), that
+    --    job's first due pending run comes first, if its priority is the
+    --    best one pending: it passes over older runs of that priority only,
+    --    never a higher priority, and goes through the same checks (2, 3).
+    --    Two index probes: the best pending run's priority (the head of
+    --    run_claim_idx), and the job's first run at it (run_job_claim_idx).
+    IF claim_runs.prefer_job IS NOT NULL THEN
+        SELECT r.id, r.job, j.max_running, v.mode, v.destination INTO preferred
+          FROM jobledger.run AS r
+          JOIN jobledger.job AS j ON j.name = r.job
+          JOIN jobledger.job_version AS v ON v.job = r.job AND v.version = r.job_version
+         WHERE r.status = 'pending'
+           AND r.job = claim_runs.prefer_job
+           AND r.run_after <= (SELECT claimed_at)
+           AND j.paused_at IS NULL
+           AND r.priority = (SELECT h.priority
+                               FROM jobledger.run AS h
+                               JOIN jobledger.job AS hj ON hj.name = h.job
+                              WHERE h.status = 'pending'
+                                AND h.run_after <= (SELECT claimed_at)
+                                AND hj.paused_at IS NULL
+                              ORDER BY h.priority DESC, h.run_after, h.created_at
+                              LIMIT 1)
+         ORDER BY r.priority DESC, r.run_after, r.created_at
+         LIMIT 1;
+        use_preferred := FOUND;
+    END IF;
+    OPEN candidates(claimed_at);
+    LOOP
+        IF use_preferred THEN
+            candidate := preferred;
+            use_preferred := false;
+        ELSE
+            FETCH candidates INTO candidate;
+            EXIT WHEN NOT FOUND;
+            CONTINUE WHEN candidate.id = ANY (taken);  -- the preferred run, met again
+        END IF;
         exclusive := candidate.mode IN ('overwrite', 'merge');
         IF candidate.max_running IS NOT NULL OR exclusive THEN
             -- 2. A limited run (its job has max_running, or it overwrites or
@@ -166,6 +207,7 @@ BEGIN
         got := NULL;
         EXIT WHEN pg_catalog.cardinality(taken) >= claim_runs.max_runs;
     END LOOP;
+    CLOSE candidates;
 
     RETURN QUERY
     -- 5. What the runner needs to execute each run: the job version's mode,
@@ -197,8 +239,39 @@ BEGIN
      ORDER BY c.priority DESC, c.run_after, c.created_at;
 END
 $$;
+COMMENT ON FUNCTION jobledger_internal.claim_runs(text, integer, text) IS
+    'Runner only: claims up to max_runs runnable pending runs (priority, then age; FOR UPDATE SKIP LOCKED) of jobs not paused, within each job''s max_running and one overwrite or merge run per destination at a time, marks them running with this worker, the next attempt and the calling connection''s backend (which must be the one that executes them), opens their attempts, and returns what executing them needs. With prefer_job (affinity: the job the caller just ran), that job''s first due run is taken first if its priority is the best pending one; NULL: none.';
+REVOKE ALL ON FUNCTION jobledger_internal.claim_runs(text, integer, text) FROM PUBLIC;
+
+-- The form without affinity (runners of 0.3.0 to 0.5.0, and roles granted
+-- only this one).
+CREATE OR REPLACE FUNCTION jobledger_internal.claim_runs(worker text, max_runs integer DEFAULT 1)
+RETURNS TABLE (
+    id uuid,
+    job text,
+    job_version integer,
+    attempt integer,
+    max_attempts integer,
+    rendered_sql text,
+    parameters jsonb,
+    mode text,
+    owner name,
+    timeout_ms bigint,
+    destination text,
+    destination_schema name,
+    destination_table name,
+    primary_key name[],
+    created_at timestamptz,
+    started_at timestamptz
+)
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, jobledger, pg_temp
+AS $$
+    SELECT * FROM jobledger_internal.claim_runs(claim_runs.worker, claim_runs.max_runs, NULL::pg_catalog.text)
+$$;
 COMMENT ON FUNCTION jobledger_internal.claim_runs(text, integer) IS
-    'Runner only: claims up to max_runs runnable pending runs (priority, then age; FOR UPDATE SKIP LOCKED) of jobs not paused, within each job''s max_running and one overwrite or merge run per destination at a time, marks them running with this worker, the next attempt and the calling connection''s backend (which must be the one that executes them), opens their attempts, and returns what executing them needs.';
+    'Runner only: claim_runs without affinity; see the three-argument form.';
 REVOKE ALL ON FUNCTION jobledger_internal.claim_runs(text, integer) FROM PUBLIC;
 
 

@@ -444,6 +444,7 @@ def test_a_takeover_leaves_a_backend_that_moved_on_alone(db, job, connect) -> No
 
 @pytest.mark.parametrize("function", [
     "claim_runs(text,integer)",
+    "claim_runs(text,integer,text)",
     "complete_run(uuid,integer,text,bigint)",
     "complete_run(uuid,integer,text,bigint,text,jsonb)",
     "fail_run(uuid,integer,text,text,text,text,boolean,interval)",

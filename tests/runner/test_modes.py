@@ -13,6 +13,7 @@ import runnertools
 
 RUNNER_FUNCTIONS = (
     "jobledger_internal.claim_runs(text, integer)",
+    "jobledger_internal.claim_runs(text, integer, text)",
     "jobledger_internal.complete_run(uuid, integer, text, bigint, text, jsonb)",
     "jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval)",
     "jobledger_internal.heartbeat(text, uuid[])",

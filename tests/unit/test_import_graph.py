@@ -133,7 +133,7 @@ def test_the_installed_server_package_imports_without_the_client_extra() -> None
 
 # The blocks of queries.sql and operations.sql that call the run state
 # machine's functions (docs/state-machine.md): runner.ledger is their only user.
-LEDGER_BLOCKS = ("claim_runs", "complete_run", "complete_run_snapshot", "complete_attached_run",
+LEDGER_BLOCKS = ("claim_runs", "claim_runs_affinity", "claim_affinity_available", "complete_run", "complete_run_snapshot", "complete_attached_run",
                  "complete_attached_run_snapshot", "fail_run", "release_run", "heartbeat", "reconcile_orphaned",
                  "emit_output", "emit_attached_output", "lock_run", "lock_attached_run", "report_progress",
                  "attach_run", "worker_start", "worker_beat", "run_status")

@@ -76,11 +76,14 @@ def _positive(ctx: click.Context, param: click.Parameter, value: float | None) -
               help="Deliver the jobs' webhooks (docs/notifications.md) from this runner.")
 @click.option("--webhook-attempts", type=click.IntRange(1, 100), default=10, show_default=True, metavar="N",
               help="Give a webhook delivery up after N failed POSTs (retried after 1 s, 2 s, 4 s ... at most 1 h).")
+@click.option("--affinity/--no-affinity", default=True, show_default=True,
+              help="An executor takes the next run of the job it just ran first, at equal priority "
+                   "(docs/runner.md, \"Affinity\").")
 def runner(dsn: str | None, concurrency: int, connect_as_owner: bool | None, drain: bool, worker_id: str | None, poll_interval: float,
            lease: float | None, grace: float, retry_backoff: float, log_level: str, log_format: str,
            metrics_port: int, metrics_address: str, prune_every: datetime.timedelta | None,
            prune_succeeded: datetime.timedelta | None, prune_failed: datetime.timedelta | None,
-           prune_keep_last: int | None, webhooks: bool, webhook_attempts: int) -> None:
+           prune_keep_last: int | None, webhooks: bool, webhook_attempts: int, affinity: bool) -> None:
     """Claim pending runs and execute them, until stopped (or drained)."""
     from jobledger.runner import observe, process
 
@@ -118,6 +121,7 @@ def runner(dsn: str | None, concurrency: int, connect_as_owner: bool | None, dra
         prune_keep_last=prune_keep_last,
         webhooks=webhooks,
         webhook_max_attempts=webhook_attempts,
+        affinity=affinity,
     )
     try:
         code = process.Runner(config).run()

@@ -116,14 +116,14 @@ def statements(run: claim.ClaimedRun, columns: tuple[str, ...]) -> list[sql.Comp
 
 
 def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: list[sql.Composed],
-          claim_next: bool = False, attached: bool = False
+          claim_next: bool = False, attached: bool = False, prefer_job: str | None = None
           ) -> tuple[int, list[claim.ClaimedRun | claim.Unreadable] | None]:
     """Run the pipelined transaction: the rows written, and the next runs if
     ``claim_next``.  Raises on any failure, after which nothing of it is
     left: the transaction is rolled back, the claim never made, the session
     reset (or the connection closed).  ``attached``: ``conn`` is the owner's
     (runner.owners), which completes with complete_attached_run and never
-    claims."""
+    claims.  ``prefer_job``: the claim's affinity (ledger.claim_runs)."""
     assert not (attached and claim_next), "an owner's connection claims nothing"
     try:
         with wire.Pipeline(conn) as pipeline:
@@ -138,7 +138,7 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
             pipeline.send(*ledger.complete_pipelined(ledger.Attempt.of(run, worker), rows_written, attached,
                                                      figures))
             if claim_next:  # in the same transaction: one commit for both
-                pipeline.send(*ledger.claim_runs_pipelined(worker))
+                pipeline.send(*ledger.claim_runs_pipelined(worker, prefer_job))
             pipeline.send(b"COMMIT")
             for statement in session.reset_statements(conn):  # after the COMMIT: what the job left in the session goes
                 pipeline.send(statement)
@@ -153,9 +153,10 @@ def write(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, steps: l
 
 def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, columns: OutputColumns,
             backoff: float, releasing: Callable[[], bool], claim_next: bool = False,
-            runner_conn: psycopg.Connection | None = None) -> outcome.Result:
+            runner_conn: psycopg.Connection | None = None, prefer_job: str | None = None) -> outcome.Result:
     """Execute ``run`` on ``conn`` (the connection that claimed it), claiming
-    the next run after a success if ``claim_next``.  Raises ConnectionLost
+    the next run after a success if ``claim_next`` (preferring ``prefer_job``'s
+    at equal priority: affinity).  Raises ConnectionLost
     if ``conn`` died.  With ``runner_conn`` (runner.owners), ``conn`` is the
     owner's connection attached to the run, and the other ledger calls go on
     ``runner_conn``; a lost ``conn`` is then recorded there."""
@@ -173,7 +174,7 @@ def execute(conn: psycopg.Connection, run: claim.ClaimedRun, worker: str, *, col
         steps = statements(run, columns.get(conn, run))
         started = time.monotonic()
         rows_written, claimed = write(conn, run, worker, steps, claim_next and runner_conn is None,
-                                      attached=runner_conn is not None)
+                                      attached=runner_conn is not None, prefer_job=prefer_job)
     except psycopg.Error as exc:
         return outcome.database_error(conn, run, worker, exc, (time.monotonic() - started) * 1000, backoff,
                                       releasing, runner_conn=runner_conn)

@@ -51,17 +51,31 @@ def _one(conn: psycopg.Connection, statement: str, params: dict[str, Any]) -> An
 # ---- claiming -----------------------------------------------------------------
 
 
-def claim_runs(conn: psycopg.Connection, worker: str, max_runs: int = 1) -> list[claim.ClaimedRun | claim.Unreadable]:
-    """claim_runs: pending -> running for up to ``max_runs`` runs, executed on ``conn``."""
+def claim_runs(conn: psycopg.Connection, worker: str, max_runs: int = 1, prefer_job: str | None = None
+               ) -> list[claim.ClaimedRun | claim.Unreadable]:
+    """claim_runs: pending -> running for up to ``max_runs`` runs, executed on
+    ``conn``; with ``prefer_job`` (affinity), that job's next run first at
+    equal priority."""
     with conn.cursor() as cur:
-        cur.execute(queries.get("claim_runs"), {"worker": worker, "max_runs": max_runs})
+        if prefer_job is None:
+            cur.execute(queries.get("claim_runs"), {"worker": worker, "max_runs": max_runs})
+        else:
+            cur.execute(queries.get("claim_runs_affinity"),
+                        {"worker": worker, "max_runs": max_runs, "prefer_job": prefer_job})
         assert cur.pgresult is not None
         return claim.load(conn, cur.pgresult)
 
 
-def claim_runs_pipelined(worker: str) -> tuple[queries.Pipelined, dict[str, Any]]:
+def claim_runs_pipelined(worker: str, prefer_job: str | None = None) -> tuple[queries.Pipelined, dict[str, Any]]:
     """claim_runs of one run, for a pipeline (runner.wire; read with claim.load)."""
-    return queries.pipelined("claim_runs"), {"worker": worker, "max_runs": 1}
+    if prefer_job is None:
+        return queries.pipelined("claim_runs"), {"worker": worker, "max_runs": 1}
+    return queries.pipelined("claim_runs_affinity"), {"worker": worker, "max_runs": 1, "prefer_job": prefer_job}
+
+
+def claim_affinity_available(conn: psycopg.Connection) -> bool:
+    """Whether the database has claim_runs with affinity (0.6.0) and this role may call it."""
+    return bool(_one(conn, queries.get("claim_affinity_available"), {}))
 
 
 # ---- the fenced transitions of a claimed run ----------------------------------

@@ -95,6 +95,8 @@ class Config:
     webhooks: bool = True
     webhook_timeout: float = 10.0  # seconds per POST
     webhook_max_attempts: int = 10  # then the delivery is abandoned
+    # Affinity: an executor claims the job it just ran first at equal priority.
+    affinity: bool = True
 
 
 def default_worker() -> str:
@@ -133,6 +135,9 @@ class Executor(threading.Thread):
         self.current: claim.ClaimedRun | None = None
         # The owner's connection the current run executes on (connect_as_owner).
         self.running_on: psycopg.Connection | None = None
+        # The job this executor ran last: its claims prefer that job's next
+        # run at equal priority (Runner.affinity; docs/runner.md, "Affinity").
+        self.last_job: str | None = None
         self.crashed = False
         self._lock = threading.Lock()
 
@@ -195,7 +200,7 @@ class Executor(threading.Thread):
             if not queue:
                 generation = runner.wakeups.generation
                 try:
-                    queue = ledger.claim_runs(self.conn, runner.worker)
+                    queue = ledger.claim_runs(self.conn, runner.worker, prefer_job=self._prefer())
                     if queue:
                         runner.observer.claimed(queue)
                 except psycopg.OperationalError as exc:
@@ -220,6 +225,10 @@ class Executor(threading.Thread):
                 if not claimed:
                     seen = generation
 
+    def _prefer(self) -> str | None:
+        """The job the next claim prefers (None: no affinity)."""
+        return self.last_job if self.runner.affinity else None
+
     def _give_back(self, queue: list[claim.ClaimedRun | claim.Unreadable]) -> None:
         """Claimed as the stop came, never started: release them untouched."""
         for run in queue:
@@ -238,6 +247,7 @@ class Executor(threading.Thread):
         claim_next = claim_next and not runner.stopping.is_set()
         with self._lock:
             self.current = run
+        self.last_job = run.job
         started = time.monotonic()
         try:
             try:
@@ -250,7 +260,7 @@ class Executor(threading.Thread):
                     result = execute.execute(
                         self.conn, run, runner.worker, columns=runner.columns,
                         backoff=runner.config.retry_backoff, releasing=runner.releasing.is_set,
-                        claim_next=claim_next)
+                        claim_next=claim_next, prefer_job=self._prefer())
             except pooling.TransactionPooling as exc:
                 # An owner's pool (--connect-as-owner): the run went back to
                 # pending; the runner cannot go on as configured.
@@ -327,6 +337,8 @@ class Runner:
         self.columns = execute.OutputColumns()
         self.executors: list[Executor] = []
         self.lease = config.lease or 60.0
+        # config.affinity, if the database has it (check_server).
+        self.affinity = False
         self.heartbeat_every = 10.0
         self._grace_deadline: float | None = None
         self.observer = observe.Observer(self.worker)
@@ -408,6 +420,11 @@ class Runner:
                         f"database {conn.info.dbname} has jobledger {row[0]}; the runner "
                         f"{jobledger.__version__} needs {'.'.join(map(str, REQUIRED_EXTENSION))} or later "
                         "(ALTER EXTENSION jobledger UPDATE)")
+                self.affinity = self.config.affinity and ledger.claim_affinity_available(conn)
+                if self.config.affinity and not self.affinity:
+                    log.info("this runner claims without affinity: the database has no "
+                             "jobledger_internal.claim_runs(text, integer, text) (0.6.0), or this role may not "
+                             "execute it (docs/runner.md, \"Affinity\")")
                 if self.config.lease is None:
                     lease = conn.execute(queries.get("default_lease")).fetchone()[0]
                     self.lease = lease.total_seconds()

@@ -71,6 +71,22 @@ SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql,
 -- fail.  Every runner shares the database, so this serialises them all.
 SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('jobledger.lake create ' || %(uri)s, 0))
 
+-- name: claim_runs_affinity
+-- claim_runs with affinity (0.6.0): prefer_job's next run first at equal priority.
+SELECT c.id, c.job, c.job_version, c.attempt, c.max_attempts, c.rendered_sql,
+       (SELECT pg_catalog.string_agg(p.key || ':' || pg_catalog.jsonb_typeof(p.value), ',' ORDER BY p.key)
+          FROM pg_catalog.jsonb_each(CASE WHEN pg_catalog.jsonb_typeof(c.parameters) = 'object'
+                                          THEN c.parameters END) AS p) AS parameter_shape,
+       c.mode, c.owner, c.timeout_ms, c.destination, c.destination_schema, c.destination_table,
+       c.primary_key, c.created_at, c.started_at
+  FROM jobledger_internal.claim_runs(%(worker)s, %(max_runs)s, %(prefer_job)s) AS c
+
+-- name: claim_affinity_available
+-- Whether this database has claim_runs with affinity and the runner may call it.
+SELECT CASE WHEN pg_catalog.to_regprocedure('jobledger_internal.claim_runs(text, integer, text)') IS NULL THEN false
+            ELSE pg_catalog.has_function_privilege('jobledger_internal.claim_runs(text, integer, text)', 'EXECUTE')
+       END
+
 -- name: run_context
 -- The start of a run's transaction: everything LOCAL, so it ends with it.
 -- The job owner's role; its timeout (0: none); the search_path the template
