@@ -91,7 +91,8 @@ BEGIN
     --    best one pending: it passes over older runs of that priority only,
     --    never a higher priority, and goes through the same checks (2, 3).
     --    Two index probes: the best pending run's priority (the head of
-    --    run_claim_idx), and the job's first run at it (run_job_claim_idx).
+    --    run_claim_idx), and the job's first run at it (run_job_claim_idx:
+    --    priority, job, then claim order).
     IF claim_runs.prefer_job IS NOT NULL THEN
         SELECT r.id, r.job, j.max_running, v.mode, v.destination INTO preferred
           FROM jobledger.run AS r
@@ -109,7 +110,7 @@ BEGIN
                                 AND hj.paused_at IS NULL
                               ORDER BY h.priority DESC, h.run_after, h.created_at
                               LIMIT 1)
-         ORDER BY r.priority DESC, r.run_after, r.created_at
+         ORDER BY r.run_after, r.created_at
          LIMIT 1;
         use_preferred := FOUND;
     END IF;
