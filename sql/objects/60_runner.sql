@@ -94,24 +94,27 @@ BEGIN
     --    run_claim_idx), and the job's first run at it (run_job_claim_idx:
     --    priority, job, then claim order).
     IF claim_runs.prefer_job IS NOT NULL THEN
+        -- The run alone first, then its job and version: joined before the
+        -- LIMIT, the planner may fetch and sort every pending run of the job.
         SELECT r.id, r.job, j.max_running, v.mode, v.destination INTO preferred
-          FROM jobledger.run AS r
+          FROM (SELECT p.id, p.job, p.job_version
+                  FROM jobledger.run AS p
+                 WHERE p.status = 'pending'
+                   AND p.job = claim_runs.prefer_job
+                   AND p.run_after <= (SELECT claimed_at)
+                   AND p.priority = (SELECT h.priority
+                                       FROM jobledger.run AS h
+                                       JOIN jobledger.job AS hj ON hj.name = h.job
+                                      WHERE h.status = 'pending'
+                                        AND h.run_after <= (SELECT claimed_at)
+                                        AND hj.paused_at IS NULL
+                                      ORDER BY h.priority DESC, h.run_after, h.created_at
+                                      LIMIT 1)
+                 ORDER BY p.run_after, p.created_at
+                 LIMIT 1) AS r
           JOIN jobledger.job AS j ON j.name = r.job
           JOIN jobledger.job_version AS v ON v.job = r.job AND v.version = r.job_version
-         WHERE r.status = 'pending'
-           AND r.job = claim_runs.prefer_job
-           AND r.run_after <= (SELECT claimed_at)
-           AND j.paused_at IS NULL
-           AND r.priority = (SELECT h.priority
-                               FROM jobledger.run AS h
-                               JOIN jobledger.job AS hj ON hj.name = h.job
-                              WHERE h.status = 'pending'
-                                AND h.run_after <= (SELECT claimed_at)
-                                AND hj.paused_at IS NULL
-                              ORDER BY h.priority DESC, h.run_after, h.created_at
-                              LIMIT 1)
-         ORDER BY r.run_after, r.created_at
-         LIMIT 1;
+         WHERE j.paused_at IS NULL;
         use_preferred := FOUND;
     END IF;
     OPEN candidates(claimed_at);

@@ -117,3 +117,16 @@ def test_a_runner_role_granted_before_0_6_0_claims_without_affinity(db, start_ru
         db.execute("DROP OWNED BY aff_owner, aff_runner")
         db.execute("DROP ROLE aff_runner")
         db.execute("DROP ROLE aff_owner")
+
+
+def test_after_a_long_streak_the_oldest_run_comes_next(db, start_runner, sleepy) -> None:
+    three_jobs(db)
+    runnertools.submit(db, "a", {"n": 1})
+    runnertools.submit(db, "b", {"n": 1})
+    db.execute("SELECT count(jobledger.submit_job('a', jsonb_build_object('n', g))) FROM generate_series(2, 105) AS g")
+    runner = start_runner("--drain", "--concurrency", "1", "--log-level", "warning")
+    assert runner.wait() == 0, runner.log()
+    # process.AFFINITY_STREAK (100) runs of a, then b:1, older than a:101.
+    started = order(db)
+    assert started.index("b:1") == 100 and started[:100] == [f"a:{n}" for n in range(1, 101)]
+    assert started[101:] == [f"a:{n}" for n in range(101, 106)]

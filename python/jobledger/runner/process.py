@@ -59,6 +59,10 @@ REQUIRED_EXTENSION = (0, 3, 0)
 
 EXIT_FAILED = 1  # the runner could not go on (see the module's notes)
 MAX_RESTARTS = 5  # executor deaths tolerated within RESTART_WINDOW seconds
+# Affinity: after this many runs of one job in a row, an executor claims in
+# queue order until it runs another job, so that older runs of the same
+# priority wait at most that long for it (docs/runner.md, "Affinity").
+AFFINITY_STREAK = 100
 RESTART_WINDOW = 60.0
 
 
@@ -138,6 +142,7 @@ class Executor(threading.Thread):
         # The job this executor ran last: its claims prefer that job's next
         # run at equal priority (Runner.affinity; docs/runner.md, "Affinity").
         self.last_job: str | None = None
+        self.streak = 0  # runs of last_job in a row
         self.crashed = False
         self._lock = threading.Lock()
 
@@ -226,8 +231,10 @@ class Executor(threading.Thread):
                     seen = generation
 
     def _prefer(self) -> str | None:
-        """The job the next claim prefers (None: no affinity)."""
-        return self.last_job if self.runner.affinity else None
+        """The job the next claim prefers (None: claim in queue order)."""
+        if not self.runner.affinity or self.streak >= AFFINITY_STREAK:
+            return None
+        return self.last_job
 
     def _give_back(self, queue: list[claim.ClaimedRun | claim.Unreadable]) -> None:
         """Claimed as the stop came, never started: release them untouched."""
@@ -247,6 +254,7 @@ class Executor(threading.Thread):
         claim_next = claim_next and not runner.stopping.is_set()
         with self._lock:
             self.current = run
+        self.streak = self.streak + 1 if run.job == self.last_job else 1
         self.last_job = run.job
         started = time.monotonic()
         try:
