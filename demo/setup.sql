@@ -24,6 +24,7 @@ CREATE EXTENSION jobledger CASCADE;
 -- The runner: EXECUTE on the runner's functions, membership in the job owners.
 GRANT EXECUTE ON FUNCTION
     jobledger_internal.claim_runs(text, integer),
+    jobledger_internal.claim_runs(text, integer, text),
     jobledger_internal.complete_run(uuid, integer, text, bigint, text, jsonb),
     jobledger_internal.fail_run(uuid, integer, text, text, text, text, boolean, interval),
     jobledger_internal.heartbeat(text, uuid[]),

@@ -117,8 +117,8 @@ def test_snapshot_sees_what_an_upgrade_could_miss(jobledger_server, fresh_snapsh
 @pytest.mark.parametrize("old", [v for v in OLDER if assemble.version_key(v) >= (0, 5, 0)])
 def test_upgrade_gives_the_completion_grants_again(jobledger_server, make_role, old: str) -> None:
     """0.6.0 adds a metrics parameter to complete_run and complete_attached_run
-    (a new signature): whoever a DBA let execute the old forms may execute
-    the new ones after the update, and nobody else."""
+    (a new signature) and claim_runs with affinity: whoever a DBA let execute
+    the old forms may execute the new ones after the update, and nobody else."""
     table_runner, lake_runner, owners, other = (make_role(n) for n in ("tables", "lakes", "owners", "other"))
     with dbtools.scratch_database(jobledger_server) as conn:
         conn.execute("CREATE EXTENSION jobledger VERSION %s CASCADE" % psycopg.sql.quote(old))
@@ -128,6 +128,7 @@ def test_upgrade_gives_the_completion_grants_again(jobledger_server, make_role, 
                      f" TO {lake_runner} WITH GRANT OPTION")
         conn.execute("GRANT EXECUTE ON FUNCTION"
                      f" jobledger_internal.complete_attached_run(uuid, integer, text, bigint, text) TO {owners}")
+        conn.execute(f"GRANT EXECUTE ON FUNCTION jobledger_internal.claim_runs(text, integer) TO {table_runner}")
         conn.execute("ALTER EXTENSION jobledger UPDATE")
 
         def may(role: str, fn: str, privilege: str = "EXECUTE") -> bool:
@@ -142,6 +143,10 @@ def test_upgrade_gives_the_completion_grants_again(jobledger_server, make_role, 
         assert may(owners, new_attached) and not may(owners, new_run)
         assert not any(may(other, fn) for fn in (new_run, new_attached))
         assert not any(may("public", fn) for fn in (new_run, new_attached))
+        # claim_runs with affinity (new in 0.6.0) for whoever could claim.
+        affinity = "claim_runs(text, integer, text)"
+        assert may(table_runner, affinity) and not may(table_runner, affinity, "EXECUTE WITH GRANT OPTION")
+        assert not any(may(role, affinity) for role in (lake_runner, owners, other, "public"))
         for gone in ("complete_run(uuid, integer, text, bigint, text)",
                      "complete_attached_run(uuid, integer, text, bigint, text)"):
             assert conn.execute("SELECT to_regprocedure(%s) AS fn", (f"jobledger_internal.{gone}",)).fetchone() == {
