@@ -11,14 +11,17 @@ import datetime
 import decimal
 import json
 import pathlib
+import platform
 import uuid
 
 import lance
+import lance.file
 import pyarrow
 import pytest
 
 import dbtools
 import runnertools
+from jobledger.lake import lance_dataset
 from test_delta import lake_owner  # noqa: F401 (a fixture)
 from test_lake import TYPES, TYPES_QUERY, lake_dir  # noqa: F401 (a fixture)
 
@@ -90,6 +93,30 @@ def test_every_type_round_trips_and_versions_are_snapshot_ids(db, lake_dir, star
     assert registered == {"format": "lance", "latest_version": 2, "run": second}
     outputs = db.execute("SELECT name FROM jobledger.outputs(%s)", (second,)).fetchall()
     assert [o["name"] for o in outputs] == ["lance_commit"]
+
+
+def test_pages_are_bounded_by_the_data_cache(db, lake_dir, start_runner) -> None:
+    """What keeps a run's memory flat however many rows it writes (docs/benchmarks.md,
+    "Lake writes"): Lance buffers at most DATA_CACHE_BYTES of column data, all columns
+    together, before writing pages, and glibc's mmap threshold stays fixed."""
+    uri = str(lake_dir / "big")
+    rows = 500_000
+    runnertools.define(db, "big", "SELECT g::int8 AS id, 'row ' || g AS label, g * 0.5::float8 AS a,"
+                       f" g * 1.5::float8 AS b, g * 2.5::float8 AS c FROM generate_series(1, {rows}) AS g",
+                       f"lance:{uri}?create_if_missing=true")
+    run = runnertools.submit(db, "big")
+    _drain(start_runner)
+    assert dbtools.run_row(db, run)["rows_written"] == rows
+    dataset = lance.dataset(uri)
+    assert dataset.count_rows() == rows
+    files = [f"{uri}/data/{data.path}" for fragment in dataset.get_fragments() for data in fragment.data_files()]
+    columns = [column for path in files for column in lance.file.LanceFileReader(path).metadata().columns]
+    assert len(columns) == 5 * len(files)
+    pages = [sum(buffer.size for buffer in page.buffers) for column in columns for page in column.pages]
+    # A column's share of the cache, overshot by at most the batch that filled it
+    # (65,536 rows: under 1 MiB here).  Lance's default wrote pages of 4 MB.
+    assert 0 < max(pages) <= lance_dataset.DATA_CACHE_BYTES // 5 + 2**20
+    assert lance_dataset.fix_mmap_threshold() == (platform.libc_ver()[0] == "glibc")
 
 
 def test_append_overwrite_and_time_travel(db, lake_dir, start_runner) -> None:
