@@ -80,8 +80,9 @@ def fix_mmap_threshold(environ: collections.abc.Mapping[str, str] | None = None)
     mmap'd block freed (up to 32 MiB): after Lance frees its first page
     buffers, buffers of that size come from the per-thread arenas, where
     freed memory stays, and the runner's RSS grew with the rows written
-    (308 MiB for 10M rows with only DATA_CACHE_BYTES, 269 MiB with this too).  Setting the threshold (as mallopt does)
-    turns the raising off.  Nothing is done when MALLOC_MMAP_THRESHOLD_ is
+    (10M rows: 291 MiB with DATA_CACHE_BYTES alone, 269 MiB with this too,
+    as for 1M).  Setting the threshold (as mallopt does) turns the raising
+    off.  Nothing is done when MALLOC_MMAP_THRESHOLD_ is
     set in the environment (the operator's own setting) or the C library is
     not glibc."""
     global _mmap_threshold_fixed
