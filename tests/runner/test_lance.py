@@ -98,7 +98,7 @@ def test_every_type_round_trips_and_versions_are_snapshot_ids(db, lake_dir, star
 def test_pages_are_bounded_by_the_data_cache(db, lake_dir, start_runner) -> None:
     """What keeps a run's memory flat however many rows it writes (docs/benchmarks.md,
     "Lake writes"): Lance buffers at most DATA_CACHE_BYTES of column data, all columns
-    together, before writing pages, and glibc malloc is tuned (tune_malloc)."""
+    together, before writing pages, and glibc's mmap threshold stays fixed."""
     uri = str(lake_dir / "big")
     rows = 500_000
     runnertools.define(db, "big", "SELECT g::int8 AS id, 'row ' || g AS label, g * 0.5::float8 AS a,"
@@ -116,7 +116,7 @@ def test_pages_are_bounded_by_the_data_cache(db, lake_dir, start_runner) -> None
     # A column's share of the cache, overshot by at most the batch that filled it
     # (65,536 rows: under 1 MiB here).  Lance's default wrote pages of 4 MB.
     assert 0 < max(pages) <= lance_dataset.DATA_CACHE_BYTES // 5 + 2**20
-    assert lance_dataset.tune_malloc() == (platform.libc_ver()[0] == "glibc")
+    assert lance_dataset.fix_mmap_threshold() == (platform.libc_ver()[0] == "glibc")
 
 
 def test_append_overwrite_and_time_travel(db, lake_dir, start_runner) -> None:

@@ -27,9 +27,9 @@ whole result).
   (docs/benchmarks.md, "Lake writes"): the column data Lance buffers before
   writing pages is bounded for all columns together (``DATA_CACHE_BYTES``;
   Lance's default is 8 MiB per column), and glibc's malloc, which pylance
-  allocates with, keeps a fixed mmap threshold and two arenas
-  (``tune_malloc``) instead of raising the threshold after every large
-  free, which made freed buffers pile up in its per-thread arenas.
+  allocates with, keeps a fixed mmap threshold (``fix_mmap_threshold``)
+  instead of raising it after every large free, which made freed buffers
+  pile up in its per-thread arenas.
 * Storage: a local directory, or S3 with the credentials of the runner's
   environment (``table_format.aws_environment``), never stored in the
   database; failures become categories (``table_format.storage_failure``).
@@ -56,12 +56,10 @@ FOREIGN = "lance"
 # Column data buffered before pages are written, all columns together (passed
 # as write_dataset's data_cache_bytes, divided evenly among the columns).
 DATA_CACHE_BYTES = 8 * 2**20
-# glibc's own initial M_MMAP_THRESHOLD (128 KiB), kept fixed by tune_malloc,
-# and its arenas at most two (its default: 8 per core).
+# glibc's own initial M_MMAP_THRESHOLD (128 KiB), kept fixed by fix_mmap_threshold.
 MMAP_THRESHOLD = 128 * 1024
-ARENA_MAX = 2
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # mallopt's parameter numbers (malloc.h)
-_malloc_tuned: bool | None = None
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+_mmap_threshold_fixed: bool | None = None
 
 Commit = table_format.Commit
 
@@ -74,39 +72,34 @@ def storage_options(uri: str, environ: collections.abc.Mapping[str, str] | None 
     return table_format.aws_environment(uri, environ)
 
 
-def tune_malloc(environ: collections.abc.Mapping[str, str] | None = None) -> bool:
-    """Keep glibc malloc's mmap threshold fixed at ``MMAP_THRESHOLD`` and its
-    arenas at most ``ARENA_MAX``, for the whole process (the runner's); True
-    when done (now or before).
+def fix_mmap_threshold(environ: collections.abc.Mapping[str, str] | None = None) -> bool:
+    """Keep glibc malloc's mmap threshold at ``MMAP_THRESHOLD``, for the whole
+    process; True when it is (or was already) fixed.
 
-    pylance allocates with glibc's malloc from a dozen threads.  glibc
-    starts its mmap threshold at 128 KiB and raises it to the size of every
+    glibc starts at 128 KiB and raises the threshold to the size of every
     mmap'd block freed (up to 32 MiB): after Lance frees its first page
     buffers, buffers of that size come from the per-thread arenas, where
     freed memory stays, and the runner's RSS grew with the rows written
-    (10M rows: 291 MiB with DATA_CACHE_BYTES alone, 263 to 269 MiB with a
-    fixed threshold, 250 to 255 MiB with two arenas too; 235 MiB for 1M).
-    Setting the threshold (as mallopt does) turns the raising off; fewer
-    arenas hold less freed memory.  Nothing is done when
-    MALLOC_MMAP_THRESHOLD_ or MALLOC_ARENA_MAX is set in the environment
-    (the operator's own tuning) or the C library is not glibc."""
-    global _malloc_tuned
-    if _malloc_tuned is None:
+    (10M rows: 291 MiB with DATA_CACHE_BYTES alone, 269 MiB with this too,
+    as for 1M).  Setting the threshold (as mallopt does) turns the raising
+    off.  Nothing is done when MALLOC_MMAP_THRESHOLD_ is
+    set in the environment (the operator's own setting) or the C library is
+    not glibc."""
+    global _mmap_threshold_fixed
+    if _mmap_threshold_fixed is None:
         environ = os.environ if environ is None else environ
-        if ({"MALLOC_MMAP_THRESHOLD_", "MALLOC_ARENA_MAX"} & set(environ)
-                or platform.libc_ver()[0] != "glibc"):
-            _malloc_tuned = False
+        if "MALLOC_MMAP_THRESHOLD_" in environ or platform.libc_ver()[0] != "glibc":
+            _mmap_threshold_fixed = False
         else:
             try:
                 mallopt = ctypes.CDLL(None).mallopt
             except (OSError, AttributeError):
-                _malloc_tuned = False
+                _mmap_threshold_fixed = False
             else:
                 mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
                 mallopt.restype = ctypes.c_int
-                _malloc_tuned = (mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                                 and mallopt(M_ARENA_MAX, ARENA_MAX) == 1)
-    return _malloc_tuned
+                _mmap_threshold_fixed = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    return _mmap_threshold_fixed
 
 
 def open_dataset(uri: str, storage: dict[str, str] | None = None) -> lance.LanceDataset | None:
@@ -190,7 +183,6 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
     """
     if mode not in MODES:
         raise errors.JobledgerError("invalid_argument", f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-    tune_malloc()  # before pylance's threads allocate
     dataset = open_dataset(uri, storage)
     if attempt > 1:
         earlier = find_commit(uri, run, storage, dataset)
@@ -212,6 +204,7 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
     reader = pyarrow.RecordBatchReader.from_batches(target, counter.stream(batches, target))
     if before_write is not None:
         before_write()
+    fix_mmap_threshold()
     try:
         written = lance.write_dataset(
             reader, uri, mode=lance_mode, storage_options=storage, data_cache_bytes=DATA_CACHE_BYTES,
