@@ -85,7 +85,9 @@ def runner(dsn: str | None, concurrency: int, connect_as_owner: bool | None, dra
            prune_succeeded: datetime.timedelta | None, prune_failed: datetime.timedelta | None,
            prune_keep_last: int | None, webhooks: bool, webhook_attempts: int, affinity: bool) -> None:
     """Claim pending runs and execute them, until stopped (or drained)."""
-    from jobledger.runner import observe, process
+    from jobledger.runner import allocator, observe, process
+
+    allocator.configure()  # before any thread: malloc settings for the whole process
 
     if prune_every is not None and prune_every.total_seconds() <= 0:
         raise click.BadParameter("must be positive", param_hint="--prune-every")

@@ -26,10 +26,9 @@ whole result).
 * Memory: a run's peak stays flat however many rows it writes
   (docs/benchmarks.md, "Lake writes"): the column data Lance buffers before
   writing pages is bounded for all columns together (``DATA_CACHE_BYTES``;
-  Lance's default is 8 MiB per column), and glibc's malloc, which pylance
-  allocates with, keeps a fixed mmap threshold (``fix_mmap_threshold``)
-  instead of raising it after every large free, which made freed buffers
-  pile up in its per-thread arenas.
+  Lance's default is 8 MiB per column), and the runner process sets glibc's
+  malloc, which pylance allocates with, to one arena and a fixed mmap
+  threshold at its start (``jobledger.runner.allocator``).
 * Storage: a local directory, or S3 with the credentials of the runner's
   environment (``table_format.aws_environment``), never stored in the
   database; failures become categories (``table_format.storage_failure``).
@@ -38,9 +37,7 @@ whole result).
 from __future__ import annotations
 
 import collections.abc
-import ctypes
 import os
-import platform
 from typing import Callable
 
 import lance
@@ -56,10 +53,6 @@ FOREIGN = "lance"
 # Column data buffered before pages are written, all columns together (passed
 # as write_dataset's data_cache_bytes, divided evenly among the columns).
 DATA_CACHE_BYTES = 8 * 2**20
-# glibc's own initial M_MMAP_THRESHOLD (128 KiB), kept fixed by fix_mmap_threshold.
-MMAP_THRESHOLD = 128 * 1024
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
-_mmap_threshold_fixed: bool | None = None
 
 Commit = table_format.Commit
 
@@ -70,36 +63,6 @@ def storage_options(uri: str, environ: collections.abc.Mapping[str, str] | None 
     conditional writes: a commit that loses the race for a version number
     retries on the next, without an external lock.)"""
     return table_format.aws_environment(uri, environ)
-
-
-def fix_mmap_threshold(environ: collections.abc.Mapping[str, str] | None = None) -> bool:
-    """Keep glibc malloc's mmap threshold at ``MMAP_THRESHOLD``, for the whole
-    process; True when it is (or was already) fixed.
-
-    glibc starts at 128 KiB and raises the threshold to the size of every
-    mmap'd block freed (up to 32 MiB): after Lance frees its first page
-    buffers, buffers of that size come from the per-thread arenas, where
-    freed memory stays, and the runner's RSS grew with the rows written
-    (10M rows: 291 MiB with DATA_CACHE_BYTES alone, 269 MiB with this too,
-    as for 1M).  Setting the threshold (as mallopt does) turns the raising
-    off.  Nothing is done when MALLOC_MMAP_THRESHOLD_ is
-    set in the environment (the operator's own setting) or the C library is
-    not glibc."""
-    global _mmap_threshold_fixed
-    if _mmap_threshold_fixed is None:
-        environ = os.environ if environ is None else environ
-        if "MALLOC_MMAP_THRESHOLD_" in environ or platform.libc_ver()[0] != "glibc":
-            _mmap_threshold_fixed = False
-        else:
-            try:
-                mallopt = ctypes.CDLL(None).mallopt
-            except (OSError, AttributeError):
-                _mmap_threshold_fixed = False
-            else:
-                mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-                mallopt.restype = ctypes.c_int
-                _mmap_threshold_fixed = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-    return _mmap_threshold_fixed
 
 
 def open_dataset(uri: str, storage: dict[str, str] | None = None) -> lance.LanceDataset | None:
@@ -204,7 +167,6 @@ def write(uri: str, schema: pyarrow.Schema, batches: collections.abc.Iterable[py
     reader = pyarrow.RecordBatchReader.from_batches(target, counter.stream(batches, target))
     if before_write is not None:
         before_write()
-    fix_mmap_threshold()
     try:
         written = lance.write_dataset(
             reader, uri, mode=lance_mode, storage_options=storage, data_cache_bytes=DATA_CACHE_BYTES,
