@@ -1,7 +1,8 @@
 -- Webhooks (docs/notifications.md): a job's URL, the prefix allowlist, the
 -- outbox trigger, and the runner's two calls on the outbox.
 
--- Whether the calling role is a superuser (the allowlist is theirs).
+-- Whether the calling role is a superuser: the webhook prefix allowlist and
+-- the lake grants (73_lake_grants.sql) are theirs.
 CREATE OR REPLACE FUNCTION jobledger_internal.require_superuser(what text)
 RETURNS void
 LANGUAGE plpgsql
@@ -12,7 +13,7 @@ BEGIN
                       WHERE r.rolname = jobledger_internal.calling_role()), false) THEN
         RAISE EXCEPTION '% is for superusers only', what
             USING ERRCODE = 'insufficient_privilege', DETAIL = 'category: permission_denied',
-                  HINT = 'The runner POSTs webhooks from its machine: the extension''s owner decides where to.';
+                  HINT = 'Runners POST webhooks and write lake tables from their own machines, with their own credentials: the extension''s owner decides where to.';
     END IF;
 END
 $$;

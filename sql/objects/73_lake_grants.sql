@@ -48,12 +48,7 @@ AS $$
 DECLARE
     found oid;
 BEGIN
-    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles AS r
-                      WHERE r.rolname = jobledger_internal.calling_role()), false) THEN
-        RAISE EXCEPTION '% is for superusers only', what
-            USING ERRCODE = 'insufficient_privilege', DETAIL = 'category: permission_denied',
-                  HINT = 'The runner writes lake locations with its own storage credentials: the extension''s owner decides who may have it write where.';
-    END IF;
+    PERFORM jobledger_internal.require_superuser(what);
     DELETE FROM jobledger.lake_grant AS g
      WHERE g.grantee <> 0 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles AS r WHERE r.oid = g.grantee);
     IF lake_grantee.role = 'public' THEN
